@@ -1,0 +1,5 @@
+"""`python -m fmfl_audit`."""
+
+from fmfl_audit.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""Checkers: one module per rule family, grouped by area."""

@@ -1,0 +1,164 @@
+"""The checker contract: declared metadata, a Params model and a pure `run`.
+
+A checker never prints, never keeps state between runs and never reads files except through the
+`CheckContext` (which streams records and counts malformed ones). It returns `CheckOutput`: finding
+drafts plus, for every subject it measured, its figures, whether or not a finding fired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from fmfl_audit.inputs.records import DEFAULT_BATCH, ReadStats, Record, iter_records
+from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.manifest.model import DataSource
+from fmfl_audit.models import Area, FindingDraft, InputStats, MetricValue
+
+
+class CheckerParams(BaseModel):
+    """Base of every checker's Params: unknown keys in a pack are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(CheckerParams):
+    """For checkers without settings."""
+
+
+class Progress(Protocol):
+    """Per-rule progress handle the engine passes to a checker."""
+
+    def set_total(self, total: int | None) -> None:
+        """Declare how many units of work there are (None when unknown)."""
+
+    def advance(self, n: int = 1) -> None:
+        """Record `n` units done."""
+
+
+class _NullProgress:
+    def set_total(self, total: int | None) -> None:
+        return None
+
+    def advance(self, n: int = 1) -> None:
+        return None
+
+
+NULL_PROGRESS: Progress = _NullProgress()
+
+
+class InputLedger:
+    """Per-scan record of what each data file yielded; the first complete pass is kept."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, InputStats] = {}
+
+    def commit(self, stats: ReadStats) -> None:
+        """Keep the counts of a completed pass over a file."""
+        if stats.complete and stats.path not in self._stats:
+            self._stats[stats.path] = stats.freeze()
+
+    def all(self) -> tuple[InputStats, ...]:
+        """Every file read, sorted by path."""
+        return tuple(self._stats[k] for k in sorted(self._stats))
+
+
+class ResourceCache:
+    """Per-scan cache of expensive objects (an NLP engine, a loaded model) shared by checkers.
+
+    Created by the engine for one scan and dropped after it: no global state.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, factory: Callable[[], Any]) -> Any:
+        """The cached object for `key`, built by `factory` on first use."""
+        if key not in self._items:
+            self._items[key] = factory()
+        return self._items[key]
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a checker may use besides its params."""
+
+    deployment: Deployment
+    rule_id: str
+    seed: int = 0
+    device: str = "auto"
+    progress: Progress = NULL_PROGRESS
+    ledger: InputLedger = field(default_factory=InputLedger)
+    cache: ResourceCache = field(default_factory=ResourceCache)
+    workers: int = 1
+    """CPU workers a checker may use for record-level work."""
+
+    def display(self, path: Path) -> str:
+        """A path as shown in reports: relative to the manifest folder when inside it."""
+        return self.deployment.display_path(path)
+
+    def rule_seed(self, *salt: str) -> int:
+        """A seed derived from the scan seed, the rule and `salt`: stable across runs."""
+        text = "\x1f".join((str(self.seed), self.rule_id, *salt))
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+    def records(
+        self,
+        source: DataSource,
+        *,
+        require_text: bool = True,
+        required: Sequence[str] = (),
+        batch_size: int = DEFAULT_BATCH,
+    ) -> Iterator[list[Record]]:
+        """Stream batches of records; malformed ones are counted into the scan's ledger."""
+        stats = ReadStats(path=self.display(source.path))
+        yield from iter_records(
+            source,
+            display=stats.path,
+            stats=stats,
+            require_text=require_text,
+            required=required,
+            batch_size=batch_size,
+        )
+        self.ledger.commit(stats)
+
+
+@dataclass
+class CheckOutput:
+    """What a checker returns."""
+
+    findings: list[FindingDraft] = field(default_factory=list)
+    metrics: dict[str, dict[str, MetricValue]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Checker(ABC):
+    """One rule family's implementation. Subclasses set the class attributes and `run`."""
+
+    id: ClassVar[str]
+    """The rule id this checker implements by default (a pack may bind other ids to it)."""
+    title: ClassVar[str]
+    area: ClassVar[Area]
+    threat: ClassVar[str]
+    inputs: ClassVar[tuple[str, ...]]
+    """Manifest parts the checker needs, as written in THREATS.md (documentation)."""
+    Params: ClassVar[type[CheckerParams]] = NoParams
+
+    @abstractmethod
+    def missing_inputs(self, deployment: Deployment) -> list[str]:
+        """Names of required manifest inputs that are absent; empty when the rule can run."""
+
+    @abstractmethod
+    def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
+        """Measure and report. `params` is an instance of `Params`."""
+
+
+def clients_with(deployment: Deployment, attr: str) -> list[Any]:
+    """Clients whose `attr` (e.g. `synthetic_data`) is set, in manifest order."""
+    return [c for c in deployment.manifest.clients if getattr(c, attr) is not None]

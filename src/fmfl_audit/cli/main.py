@@ -1,0 +1,351 @@
+"""The `fmfl-audit` command line: parses options, calls the library, renders, sets the exit code.
+
+Heavy libraries are imported inside the commands that need them so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from fmfl_audit._version import __version__
+from fmfl_audit.errors import FmflAuditError, UsageError
+from fmfl_audit.report.formats import OutputFormat
+
+EXIT_PASSED, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="fmfl-audit",
+    help="Audit a foundation-model + federated-learning deployment: robustness, privacy, fairness.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+rules_app = typer.Typer(help="Browse the rule catalog.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def guarded(func: F) -> F:
+    """Map library errors to exit 2 and anything unexpected to exit 3, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except FmflAuditError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 3
+            if os.environ.get("FMFL_AUDIT_DEBUG"):
+                raise
+            typer.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "This is a bug in fmfl-audit; set FMFL_AUDIT_DEBUG=1 for a traceback.",
+                err=True,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"fmfl-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """Audit a foundation-model + federated-learning deployment."""
+
+
+class SeverityChoice(str, Enum):
+    """`--fail-on` values."""
+
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+    none = "none"
+
+
+class GradeChoice(str, Enum):
+    """`--fail-under` values."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    F = "F"
+    none = "none"
+
+
+class DeviceChoice(str, Enum):
+    """Where model inference runs."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+
+
+@app.command()
+@guarded
+def scan(
+    manifest: Annotated[Path, typer.Argument(help="Deployment manifest (YAML).")],
+    fmt: Annotated[
+        list[OutputFormat] | None,
+        typer.Option("--format", "-f", help="Output format; repeat for several."),
+    ] = None,
+    output: Annotated[
+        list[Path] | None,
+        typer.Option("--output", "-o", help="File for the matching --format ('-' = stdout)."),
+    ] = None,
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Extra rule pack (file or folder).")
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these rule ids or areas.")
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="Skip these rule ids or areas.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and bootstraps.")] = 0,
+    device: Annotated[DeviceChoice, typer.Option(help="Device for model inference.")] = (
+        DeviceChoice.auto
+    ),
+    workers: Annotated[int, typer.Option(min=1, help="CPU workers for record-level work.")] = 1,
+    fail_on: Annotated[
+        SeverityChoice | None,
+        typer.Option(help="Fail on an unwaived finding at or above this severity."),
+    ] = None,
+    fail_under: Annotated[
+        GradeChoice | None, typer.Option(help="Fail when the overall grade is below this.")
+    ] = None,
+    min_coverage: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Fail when coverage is below this.")
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 even when the gate fails.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars on stderr.")] = True,
+    color: Annotated[bool, typer.Option(help="Colour in the terminal format.")] = True,
+    today: Annotated[
+        str | None, typer.Option(hidden=True, help="Date for waiver expiry (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Scan a deployment and report; exit 0 when the gate passes, 1 when it fails."""
+    from fmfl_audit.engine.runner import Auditor, GateOverrides
+    from fmfl_audit.engine.observer import NullObserver
+    from fmfl_audit.manifest import load_manifest
+    from fmfl_audit.models import Grade, Severity
+    from fmfl_audit.report.formats import renderer_for
+
+    formats = list(fmt or [OutputFormat.TERMINAL])
+    outputs: list[Path | None] = list(output or [])
+    if len(outputs) > len(formats):
+        raise UsageError("more --output than --format options")
+    outputs += [None] * (len(formats) - len(outputs))
+    if sum(1 for o in outputs if o is None or str(o) == "-") > 1:
+        raise UsageError("only one format can go to stdout; give an --output for the others")
+    day = _parse_date(today) if today else None
+    deployment = load_manifest(manifest)
+    gate = GateOverrides(
+        fail_on=Severity(fail_on.value) if fail_on and fail_on.value != "none" else None,
+        fail_under=Grade(fail_under.value) if fail_under and fail_under.value != "none" else None,
+        min_coverage=min_coverage,
+        disable_fail_on=fail_on is SeverityChoice.none,
+        disable_fail_under=fail_under is GradeChoice.none,
+    )
+    auditor_kwargs: dict[str, Any] = dict(
+        extra_packs=tuple(rules or ()),
+        only=tuple(only or ()),
+        skip=tuple(skip or ()),
+        seed=seed,
+        device=device.value,
+        workers=workers,
+        gate=gate,
+        today=day,
+    )
+    show_progress = progress and sys.stderr.isatty()
+    if show_progress:
+        from fmfl_audit.cli.progress import RichObserver
+
+        with RichObserver(_stderr()) as observer:
+            report = Auditor(deployment, observer=observer, **auditor_kwargs).run()
+    else:
+        report = Auditor(deployment, observer=NullObserver(), **auditor_kwargs).run()
+    for f, out in zip(formats, outputs, strict=True):
+        to_tty = (out is None or str(out) == "-") and sys.stdout.isatty()
+        _write(renderer_for(f, color=color and to_tty).render(report), out)
+    if report.gate.passed or exit_zero:
+        raise typer.Exit(EXIT_PASSED)
+    raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--today: not a date: {text!r} (expected YYYY-MM-DD)") from None
+
+
+@app.command()
+@guarded
+def validate(
+    manifest: Annotated[Path, typer.Argument(help="Deployment manifest (YAML).")],
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Extra rule pack (file or folder).")
+    ] = None,
+) -> None:
+    """Check the manifest and rule packs only (fast; runs no checker)."""
+    from fmfl_audit.engine.runner import Auditor
+    from fmfl_audit.manifest import load_manifest
+
+    deployment = load_manifest(manifest)
+    auditor = Auditor(deployment, extra_packs=tuple(rules or ()))
+    plan = auditor.plan()
+    runnable = sum(1 for p in plan if p.skip_reason is None)
+    typer.echo(
+        f"{manifest}: valid manifest for {deployment.manifest.deployment.name!r}; "
+        f"{len(plan)} rule(s) planned, {runnable} runnable with the inputs given"
+    )
+
+
+@rules_app.command("list")
+@guarded
+def rules_list(
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Extra rule pack (file or folder).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every rule with its area, severity and status."""
+    from fmfl_audit.checkers.registry import checker_map
+    from fmfl_audit.rulepacks.loader import load_ruleset
+
+    rs = load_ruleset(["default", *(rules or [])], base_dir=Path.cwd())
+    impl = checker_map()
+    rows = [
+        {
+            "id": r.id,
+            "area": r.spec.area.value,
+            "severity": r.spec.severity.value,
+            "implemented": r.spec.checker_id in impl,
+            "enabled": r.spec.enabled,
+            "title": r.spec.title,
+        }
+        for r in rs.rules
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        status = "" if row["implemented"] else "  (not implemented)"
+        if not row["enabled"]:
+            status += "  (disabled)"
+        typer.echo(
+            f"{row['id']:<10} {row['area']:<11} {row['severity']:<9} {row['title']}{status}"
+        )
+
+
+@rules_app.command("show")
+@guarded
+def rules_show(
+    rule_id: Annotated[str, typer.Argument(help="Rule id, e.g. FMFL-P01.")],
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Extra rule pack (file or folder).")
+    ] = None,
+) -> None:
+    """Show one rule: threat, inputs, parameters and remediation."""
+    from fmfl_audit.checkers.registry import checker_map
+    from fmfl_audit.rulepacks.loader import load_ruleset
+
+    rs = load_ruleset(["default", *(rules or [])], base_dir=Path.cwd())
+    r = rs.get(rule_id)
+    checker = checker_map().get(r.spec.checker_id)
+    spec = r.spec
+    lines = [
+        f"{spec.id}: {spec.title}",
+        f"  area:        {spec.area.value}",
+        f"  threat:      {spec.threat}",
+        f"  severity:    {spec.severity.value} (weight {spec.weight:g})",
+        f"  status:      {'implemented' if checker else 'not implemented'}"
+        + ("" if spec.enabled else ", disabled"),
+    ]
+    if checker is not None:
+        lines.append(f"  inputs:      {', '.join(checker.inputs)}")
+        params = checker.Params.model_validate(spec.params).model_dump(mode="json")
+        lines.append("  params:")
+        lines += [f"    {k}: {json.dumps(v)}" for k, v in params.items()]
+    lines.append(f"  remediation: {' '.join(spec.remediation.split())}")
+    for ref in spec.references:
+        lines.append(f"  reference:   {ref}")
+    lines.append(f"  defined in:  {r.source}")
+    typer.echo("\n".join(lines))
+
+
+class SchemaChoice(str, Enum):
+    """Which JSON Schema to print."""
+
+    manifest = "manifest"
+    report = "report"
+
+
+@app.command()
+@guarded
+def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or report")]) -> None:
+    """Print the JSON Schema of the manifest or of the JSON report."""
+    if which is SchemaChoice.manifest:
+        from fmfl_audit.manifest.model import Manifest
+
+        doc = Manifest.model_json_schema()
+        doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        doc["$id"] = "https://fmfl-audit.dev/schema/manifest-1.json"
+    else:
+        from fmfl_audit.report.json_format import report_schema
+
+        doc = report_schema()
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""The scan engine: planning, isolated checker runs, grading and the gate."""

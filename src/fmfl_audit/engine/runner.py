@@ -1,0 +1,298 @@
+"""The scan: plan the rules, run their checkers in isolation, then grade, waive and gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from fmfl_audit._version import __version__
+from fmfl_audit.checkers.base import (
+    CheckContext,
+    Checker,
+    CheckerParams,
+    CheckOutput,
+    InputLedger,
+    ResourceCache,
+)
+from fmfl_audit.checkers.registry import checker_map, not_implemented
+from fmfl_audit.engine.observer import NullObserver, Observer, ObserverProgress
+from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError
+from fmfl_audit.gate import GatePolicy, evaluate_gate
+from fmfl_audit.grading import area_scores, overall
+from fmfl_audit.manifest.loader import Deployment, load_waivers
+from fmfl_audit.models import (
+    Area,
+    AuditReport,
+    DeploymentInfo,
+    Finding,
+    FindingDraft,
+    Grade,
+    Outcome,
+    RuleResult,
+    Severity,
+    ToolInfo,
+    fingerprint,
+)
+from fmfl_audit.rulepacks.loader import EffectiveRule, RuleSet, load_ruleset, select
+from fmfl_audit.waivers import apply_waivers
+
+NOT_IMPLEMENTED = "not implemented"
+
+
+@dataclass(frozen=True)
+class PlannedRule:
+    """A rule selected for this scan and what will happen to it."""
+
+    rule: EffectiveRule
+    checker: type[Checker] | None
+    params: CheckerParams | None
+    skip_reason: str | None
+
+
+@dataclass(frozen=True)
+class GateOverrides:
+    """Command-line overrides of the manifest's gate policy (None keeps the manifest's)."""
+
+    fail_on: Severity | None = None
+    fail_under: Grade | None = None
+    min_coverage: float | None = None
+    disable_fail_on: bool = False
+    disable_fail_under: bool = False
+
+
+@dataclass
+class Auditor:
+    """Runs the rules of THREATS.md against one deployment.
+
+    `packs` replaces the manifest's `policy.packs`; `extra_packs` are added after them.
+    """
+
+    deployment: Deployment
+    packs: Sequence[str] | None = None
+    extra_packs: Sequence[str] = ()
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 1
+    observer: Observer = field(default_factory=NullObserver)
+    gate: GateOverrides = field(default_factory=GateOverrides)
+    today: dt.date | None = None
+    registry: Mapping[str, type[Checker]] | None = None
+    baseline_fingerprints: frozenset[str] | None = None
+    baseline_name: str | None = None
+
+    def ruleset(self) -> RuleSet:
+        """The merged rule packs in force."""
+        policy = self.deployment.manifest.policy
+        packs = [*(self.packs if self.packs is not None else policy.packs), *self.extra_packs]
+        overrides = {k: v.model_dump(exclude_none=True) for k, v in policy.rules.items()}
+        return load_ruleset(packs, base_dir=self.deployment.base_dir, overrides=overrides)
+
+    def plan(self, ruleset: RuleSet | None = None) -> list[PlannedRule]:
+        """Which rules run, which are skipped and why; RulePackError on an invalid pack."""
+        rs = ruleset or self.ruleset()
+        registry = self.registry if self.registry is not None else checker_map()
+        planned_ids = set(select([r for r in rs.rules if r.spec.enabled], self.only, self.skip))
+        plan = []
+        for rule in rs.rules:
+            if rule.id not in planned_ids:
+                continue
+            checker = registry.get(rule.spec.checker_id)
+            if checker is None:
+                if rule.spec.checker_id not in not_implemented():
+                    raise RulePackError(
+                        f"{rule.source}: rule {rule.id} names unknown checker "
+                        f"{rule.spec.checker_id!r}"
+                    )
+                plan.append(PlannedRule(rule, None, None, NOT_IMPLEMENTED))
+                continue
+            params = _validate_params(rule, checker)
+            missing = checker().missing_inputs(self.deployment)
+            reason = f"missing input: {', '.join(missing)}" if missing else None
+            plan.append(PlannedRule(rule, checker, params, reason))
+        return plan
+
+    def run(self) -> AuditReport:
+        """Plan, run every checker, grade and gate; never raises for one broken checker."""
+        started = dt.datetime.now(dt.timezone.utc)
+        t0 = time.perf_counter()
+        rs = self.ruleset()
+        plan = self.plan(rs)
+        ledger = InputLedger()
+        cache = ResourceCache()
+        results: list[RuleResult] = []
+        drafts: list[tuple[EffectiveRule, FindingDraft]] = []
+        for item in plan:
+            result, out = self._run_one(item, ledger, cache)
+            results.append(result)
+            drafts.extend((item.rule, d) for d in out.findings)
+        findings = sorted((_complete(rule, d) for rule, d in drafts), key=_finding_order)
+        manifest = self.deployment.manifest
+        waivers = list(manifest.policy.waivers)
+        if manifest.policy.waivers_file is not None:
+            waivers.extend(load_waivers(manifest.policy.waivers_file))
+        today = self.today or dt.datetime.now(dt.timezone.utc).date()
+        findings, waiver_records, warnings = apply_waivers(findings, waivers, today=today)
+        results = [_with_outcome(r, findings) for r in results]
+        areas = area_scores(results, findings, rs.grading)
+        grade, score, coverage = overall(areas)
+        gate = evaluate_gate(
+            policy=self._gate_policy(),
+            findings=findings,
+            rules=results,
+            grade=grade,
+            coverage=coverage,
+            baseline_fingerprints=self.baseline_fingerprints,
+            baseline_name=self.baseline_name,
+        )
+        inputs = ledger.all()
+        for stats in inputs:
+            if stats.malformed:
+                warnings.append(
+                    f"{stats.path}: {stats.malformed} malformed record(s) were not checked"
+                )
+        return AuditReport(
+            tool=ToolInfo(version=__version__),
+            deployment=DeploymentInfo(
+                name=manifest.deployment.name, task=manifest.deployment.task
+            ),
+            manifest_path=self.deployment.path.name,
+            manifest_sha256=self.deployment.sha256,
+            packs=rs.packs,
+            seed=self.seed,
+            started_at=started,
+            duration_s=round(time.perf_counter() - t0, 3),
+            grade=grade,
+            score=score,
+            coverage=coverage,
+            gate=gate,
+            areas=areas,
+            rules=tuple(results),
+            findings=tuple(findings),
+            waivers=tuple(waiver_records),
+            inputs=inputs,
+            warnings=tuple(warnings),
+        )
+
+    def _gate_policy(self) -> GatePolicy:
+        p = self.deployment.manifest.policy
+        g = self.gate
+        return GatePolicy(
+            fail_on=None if g.disable_fail_on else (g.fail_on or p.fail_on),
+            fail_under=None if g.disable_fail_under else (g.fail_under or p.fail_under),
+            min_coverage=g.min_coverage if g.min_coverage is not None else p.min_coverage,
+            fail_on_error=p.fail_on_error,
+        )
+
+    def _run_one(
+        self, item: PlannedRule, ledger: InputLedger, cache: ResourceCache
+    ) -> tuple[RuleResult, CheckOutput]:
+        spec = item.rule.spec
+        base = _base_result(spec)
+        if item.skip_reason is not None or item.checker is None:
+            self.observer.rule_finished(spec.id, Outcome.SKIPPED)
+            return base(outcome=Outcome.SKIPPED, skip_reason=item.skip_reason), CheckOutput()
+        self.observer.rule_started(spec.id, spec.title)
+        ctx = CheckContext(
+            deployment=self.deployment,
+            rule_id=spec.id,
+            seed=self.seed,
+            device=self.device,
+            progress=ObserverProgress(self.observer, spec.id),
+            ledger=ledger,
+            cache=cache,
+            workers=self.workers,
+        )
+        t0 = time.perf_counter()
+        try:
+            out = item.checker().run(ctx, item.params)
+        except MissingDependencyError as exc:
+            self.observer.rule_finished(spec.id, Outcome.SKIPPED)
+            return base(outcome=Outcome.SKIPPED, skip_reason=str(exc)), CheckOutput()
+        except FmflAuditError as exc:
+            return self._errored(base, spec.id, str(exc), t0)
+        except Exception as exc:  # noqa: BLE001 - isolation point: one checker must not sink a scan
+            return self._errored(base, spec.id, f"internal error: {type(exc).__name__}: {exc}", t0)
+        elapsed = round(time.perf_counter() - t0, 3)
+        outcome = Outcome.FAILED if out.findings else Outcome.PASSED
+        self.observer.rule_finished(spec.id, outcome)
+        result = base(
+            outcome=outcome,
+            metrics={k: dict(v) for k, v in sorted(out.metrics.items())},
+            notes=tuple(out.notes),
+            duration_s=elapsed,
+            findings=len(out.findings),
+        )
+        return result, out
+
+    def _errored(
+        self, base: Any, rule_id: str, message: str, t0: float
+    ) -> tuple[RuleResult, CheckOutput]:
+        self.observer.rule_finished(rule_id, Outcome.ERRORED)
+        elapsed = round(time.perf_counter() - t0, 3)
+        return base(outcome=Outcome.ERRORED, error=message, duration_s=elapsed), CheckOutput()
+
+
+def _validate_params(rule: EffectiveRule, checker: type[Checker]) -> CheckerParams:
+    try:
+        return checker.Params.model_validate(rule.spec.params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise RulePackError(f"{rule.source}: rule {rule.id}: {problems}") from None
+
+
+def _base_result(spec: Any) -> Any:
+    def build(**kw: Any) -> RuleResult:
+        return RuleResult(
+            id=spec.id,
+            title=spec.title,
+            area=spec.area,
+            threat=spec.threat,
+            severity=spec.severity,
+            weight=spec.weight,
+            **kw,
+        )
+
+    return build
+
+
+def _complete(rule: EffectiveRule, d: FindingDraft) -> Finding:
+    spec = rule.spec
+    return Finding(
+        rule_id=spec.id,
+        area=spec.area,
+        threat=spec.threat,
+        severity=d.severity or spec.severity,
+        confidence=d.confidence,
+        subject=d.subject,
+        message=d.message,
+        metric=d.metric,
+        evidence=d.evidence,
+        remediation=spec.remediation.strip(),
+        fingerprint=fingerprint(spec.id, d.subject, d.key),
+    )
+
+
+_AREA_ORDER = {a: i for i, a in enumerate(Area)}
+
+
+def _finding_order(f: Finding) -> tuple[Any, ...]:
+    return (_AREA_ORDER[f.area], f.rule_id, -f.severity.rank, f.subject, f.fingerprint)
+
+
+def _with_outcome(r: RuleResult, findings: Sequence[Finding]) -> RuleResult:
+    """A rule whose findings are all waived counts as passed."""
+    if r.outcome is not Outcome.FAILED:
+        return r
+    if any(f.rule_id == r.id and not f.waived for f in findings):
+        return r
+    return r.model_copy(update={"outcome": Outcome.PASSED})

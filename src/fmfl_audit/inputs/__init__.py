@@ -1,0 +1,1 @@
+"""Readers for the data files and checkpoints a manifest names."""

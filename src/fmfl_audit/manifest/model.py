@@ -1,0 +1,446 @@
+"""The version-1 deployment manifest (DESIGN.md) as frozen Pydantic models.
+
+Paths are resolved against the manifest's folder through the validation context (`base_dir`), and
+must exist when `check_files` is set in the context (the default for `load_manifest`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from fmfl_audit.models import Grade, Severity
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Z]+[0-9]+$")
+DATA_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+class StrictModel(BaseModel):
+    """Everything a user writes: unknown keys are errors, values are frozen after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _resolve(value: Path, info: ValidationInfo, *, kind: str) -> Path:
+    ctx = info.context or {}
+    base = ctx.get("base_dir")
+    path = Path(value).expanduser()
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    if ctx.get("check_files", False):
+        if kind == "dir" and not path.is_dir():
+            if path.exists():
+                raise ValueError(f"expected a folder, found a file: {value}")
+            raise ValueError(f"folder not found: {value}")
+        if kind == "file" and not path.is_file():
+            if path.is_dir():
+                raise ValueError(f"expected a file, found a folder: {value}")
+            raise ValueError(f"file not found: {value}")
+        if kind == "any" and not path.exists():
+            raise ValueError(f"path not found: {value}")
+    return path
+
+
+def _str_to_source(value: Any) -> Any:
+    return {"path": value} if isinstance(value, (str, Path)) else value
+
+
+class DataSource(StrictModel):
+    """A JSONL, CSV or Parquet file of records. A bare string is shorthand for `{path: ...}`."""
+
+    path: Path = Field(description="File path, relative to the manifest's folder.")
+    format: Literal["jsonl", "csv", "parquet"] | None = Field(
+        default=None, description="File format; inferred from the suffix when omitted."
+    )
+    text_field: str = Field(default="text", description="Column holding the text.")
+    label_field: str = Field(default="label", description="Column holding the label, if any.")
+    id_field: str = Field(default="id", description="Column holding a record id, if any.")
+    sensitive_features: tuple[str, ...] = Field(
+        default=(), description="Columns holding sensitive features (e.g. gender)."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info, kind="file")
+
+    @model_validator(mode="after")
+    def _known_format(self) -> DataSource:
+        if self.format is None and self.path.suffix.lower() not in DATA_SUFFIXES:
+            raise ValueError(
+                f"cannot tell the format of {self.path.name!r}: use a .jsonl, .csv or .parquet "
+                "suffix or set `format`"
+            )
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        """The declared format, else the one implied by the suffix."""
+        return self.format or DATA_SUFFIXES[self.path.suffix.lower()]
+
+
+DataRef = Annotated[
+    DataSource,
+    BeforeValidator(_str_to_source, json_schema_input_type=str | dict[str, Any]),
+]
+
+
+class Checkpoint(StrictModel):
+    """A model checkpoint: a Hugging Face folder or a single weights file."""
+
+    path: Path = Field(description="Folder or file, relative to the manifest's folder.")
+    sha256: str | None = Field(
+        default=None,
+        description="Pinned digest: sha256 of the file, or the folder digest (see README).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info, kind="any")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256.match(value):
+            raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
+        return value
+
+
+CheckpointRef = Annotated[
+    Checkpoint,
+    BeforeValidator(_str_to_source, json_schema_input_type=str | dict[str, Any]),
+]
+
+
+def _resolve_file(value: Path, info: ValidationInfo) -> Path:
+    return _resolve(value, info, kind="file")
+
+
+class DeploymentSection(StrictModel):
+    """What is being audited."""
+
+    name: str = Field(min_length=1, description="Deployment name, shown in reports.")
+    task: str | None = Field(default=None, description="The FL task, e.g. text-classification.")
+    description: str | None = None
+
+
+class Provider(StrictModel):
+    """Who supplies the foundation model, and on what data-handling terms."""
+
+    name: str = Field(min_length=1)
+    third_party: bool = Field(default=False, description="Run by someone outside the deployment.")
+    isolation: Literal["per-client", "shared", "none"] | None = Field(
+        default=None, description="Whether the provider isolates clients' prompts and outputs."
+    )
+    retention_days: int | None = Field(
+        default=None, ge=0, description="How long the provider keeps prompts; null if unknown."
+    )
+    trains_on_prompts: bool | None = Field(
+        default=None, description="Whether the provider may train on prompts; null if unknown."
+    )
+
+
+class SystemPrompt(StrictModel):
+    """The deployed system prompt and what it was approved as."""
+
+    path: Path = Field(description="The deployed system prompt (text file).")
+    approved_sha256: str | None = Field(default=None, description="sha256 of the approved prompt.")
+    approved_path: Path | None = Field(default=None, description="The approved prompt (file).")
+
+    _resolve_path = field_validator("path", "approved_path")(_resolve_file)
+
+    @field_validator("approved_sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256.match(value):
+            raise ValueError("approved_sha256 must be 64 lowercase hexadecimal characters")
+        return value
+
+
+FMRole = Literal["synthetic-data", "distillation", "initialization"]
+
+
+class FoundationModel(StrictModel):
+    """The foundation model integrated into the federation."""
+
+    name: str = Field(min_length=1)
+    placement: Literal["server", "client", "third-party-api"] = "server"
+    provider: Provider | None = None
+    roles: tuple[FMRole, ...] = ()
+    shared_across_clients: bool = True
+    checkpoint: CheckpointRef | None = None
+    reference_checkpoint: CheckpointRef | None = Field(
+        default=None, description="The published base checkpoint, for tamper checks."
+    )
+    system_prompt: SystemPrompt | None = None
+    sensitive_data: DataRef | None = Field(
+        default=None, description="Server-side records that must not leak to clients."
+    )
+    teacher_predictions: DataRef | None = Field(
+        default=None,
+        description="Teacher (distillation) outputs on client holdouts: label, prob, client_id.",
+    )
+
+
+class DifferentialPrivacy(StrictModel):
+    """The DP budget of the federation."""
+
+    epsilon: float = Field(gt=0)
+    delta: float = Field(ge=0, lt=1)
+    mechanism: str | None = Field(default=None, description="e.g. DP-FedAvg, user-level.")
+
+
+Aggregator = Literal[
+    "fedavg", "fedprox", "krum", "multi-krum", "trimmed-mean", "median", "norm-clipping"
+]
+
+
+class Federation(StrictModel):
+    """How clients are aggregated."""
+
+    aggregator: Aggregator = "fedavg"
+    rounds: int | None = Field(default=None, ge=1)
+    differential_privacy: DifferentialPrivacy | None = None
+    secure_aggregation: bool = False
+    participation_log: DataRef | None = Field(
+        default=None, description="CSV/JSONL: round, client_id, num_samples, weight."
+    )
+
+
+class Resources(StrictModel):
+    """A client's resources."""
+
+    tier: Literal["abundant", "constrained"] = "constrained"
+    fm_access: Literal["local", "shared-api"] = "shared-api"
+    quota_per_round: int | None = Field(default=None, ge=0, description="FM API calls allowed.")
+
+
+class Client(StrictModel):
+    """One federated client and the artifacts it produced or holds."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    resources: Resources = Field(default_factory=Resources)
+    prompts: DataRef | None = Field(default=None, description="What the client sent to the FM.")
+    synthetic_data: DataRef | None = Field(default=None, description="What the FM returned.")
+    private_sample: DataRef | None = Field(default=None, description="A sample of private data.")
+    fingerprint: Path | None = Field(
+        default=None, description="Privacy-preserving sketch of private data (`fingerprint`)."
+    )
+    holdout: DataRef | None = Field(default=None, description="Labelled holdout records.")
+    update: Path | None = Field(default=None, description="The client's model update (safetensors).")
+
+    _resolve_path = field_validator("fingerprint", "update")(_resolve_file)
+
+    @property
+    def subject(self) -> str:
+        """The subject string used in findings."""
+        return f"client:{self.id}"
+
+
+class PredictionsSource(StrictModel):
+    """A file of model predictions with ground truth and sensitive features."""
+
+    path: Path
+    format: Literal["jsonl", "csv", "parquet"] | None = None
+    y_true: str = Field(default="y_true", description="Column with the true label.")
+    y_pred: str = Field(default="y_pred", description="Column with the predicted label.")
+    score: str | None = Field(default=None, description="Column with the positive-class score.")
+    sensitive_features: tuple[str, ...] = Field(
+        default=(), description="Sensitive columns; defaults to evaluation.sensitive_features."
+    )
+    positive_label: str | int | bool = Field(default=1, description="The favourable outcome.")
+
+    _resolve_path = field_validator("path")(_resolve_file)
+
+    def as_source(self) -> DataSource:
+        """This file as a generic data source (text not required)."""
+        return DataSource.model_construct(
+            path=self.path,
+            format=self.format,
+            text_field="text",
+            label_field=self.y_true,
+            id_field="id",
+            sensitive_features=self.sensitive_features,
+        )
+
+
+class ModelSpec(StrictModel):
+    """An FL model to audit (or a file of its predictions)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    kind: Literal["causal-lm", "sequence-classifier", "predictions"]
+    checkpoint: CheckpointRef | None = None
+    reference: str | None = Field(
+        default=None,
+        description="`foundation_model` or another model's name: the reference for calibrated "
+        "membership inference.",
+    )
+    members: DataRef | None = None
+    non_members: DataRef | None = None
+    canaries: DataRef | None = None
+    predictions: PredictionsSource | None = None
+    trigger_suspects: tuple[str, ...] = Field(
+        default=(), description="Suspected backdoor triggers to test (FMFL-R07)."
+    )
+
+    @model_validator(mode="after")
+    def _needs_input(self) -> ModelSpec:
+        if self.kind == "predictions" and self.predictions is None:
+            raise ValueError("a model of kind 'predictions' needs `predictions`")
+        if self.kind != "predictions" and self.checkpoint is None:
+            raise ValueError(f"a model of kind {self.kind!r} needs `checkpoint`")
+        return self
+
+    @property
+    def subject(self) -> str:
+        """The subject string used in findings."""
+        return f"model:{self.name}"
+
+
+class Evaluation(StrictModel):
+    """Evaluation data with sensitive features."""
+
+    data: Path
+    format: Literal["jsonl", "csv", "parquet"] | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    id_field: str = "id"
+    sensitive_features: tuple[str, ...] = ()
+
+    _resolve_path = field_validator("data")(_resolve_file)
+
+    def as_source(self) -> DataSource:
+        """The evaluation file as a data source."""
+        return DataSource.model_construct(
+            path=self.data,
+            format=self.format,
+            text_field=self.text_field,
+            label_field=self.label_field,
+            id_field=self.id_field,
+            sensitive_features=self.sensitive_features,
+        )
+
+
+class Waiver(StrictModel):
+    """An accepted risk: a rule's findings on a subject, with a reason and an expiry."""
+
+    rule: str = Field(description="Rule id, e.g. FMFL-F06.")
+    subject: str = Field(
+        min_length=1, description="Subject, e.g. `client:school-a`; `*` for every subject."
+    )
+    reason: str = Field(min_length=3)
+    expires: dt.date
+
+    @field_validator("rule")
+    @classmethod
+    def _rule_id(cls, value: str) -> str:
+        if not _RULE_ID.match(value):
+            raise ValueError(f"not a rule id: {value!r} (expected e.g. FMFL-P01)")
+        return value
+
+
+class RuleOverride(StrictModel):
+    """Per-rule settings a deployment may change without writing a pack."""
+
+    enabled: bool | None = None
+    severity: Severity | None = None
+    weight: float | None = Field(default=None, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Policy(StrictModel):
+    """Rule packs, the gate and waivers."""
+
+    packs: tuple[str, ...] = Field(
+        default=("default",), description="Built-in pack names or paths to pack files/folders."
+    )
+    fail_on: Severity | None = Field(
+        default=Severity.HIGH, description="Fail when an unwaived finding is at or above this."
+    )
+    fail_under: Grade | None = Field(
+        default=Grade.C, description="Fail when the overall grade is below this."
+    )
+    min_coverage: float | None = Field(
+        default=None, ge=0, le=1, description="Fail when overall coverage is below this."
+    )
+    fail_on_error: bool = Field(default=True, description="Fail when a rule errored.")
+    waivers: tuple[Waiver, ...] = ()
+    waivers_file: Path | None = Field(default=None, description="YAML file with `waivers: [...]`.")
+    rules: dict[str, RuleOverride] = Field(
+        default_factory=dict, description="Per-rule overrides keyed by rule id."
+    )
+
+    _resolve_path = field_validator("waivers_file")(_resolve_file)
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_ids(cls, value: dict[str, RuleOverride]) -> dict[str, RuleOverride]:
+        for key in value:
+            if not _RULE_ID.match(key):
+                raise ValueError(f"not a rule id: {key!r} (expected e.g. FMFL-P01)")
+        return value
+
+
+class Manifest(StrictModel):
+    """A version-1 deployment manifest."""
+
+    version: Literal[1] = Field(description="Manifest format version; only 1 exists.")
+    deployment: DeploymentSection
+    foundation_model: FoundationModel | None = None
+    federation: Federation | None = None
+    clients: tuple[Client, ...] = Field(min_length=1)
+    models: tuple[ModelSpec, ...] = ()
+    evaluation: Evaluation | None = None
+    policy: Policy = Field(default_factory=Policy)
+
+    @field_validator("clients")
+    @classmethod
+    def _unique_clients(cls, value: tuple[Client, ...]) -> tuple[Client, ...]:
+        seen: set[str] = set()
+        for c in value:
+            if c.id in seen:
+                raise ValueError(f"duplicate client id {c.id!r}")
+            seen.add(c.id)
+        return value
+
+    @model_validator(mode="after")
+    def _model_refs(self) -> Manifest:
+        names = [m.name for m in self.models]
+        if len(names) != len(set(names)):
+            raise ValueError("model names must be unique")
+        for m in self.models:
+            if m.reference is None:
+                continue
+            if m.reference == "foundation_model":
+                if self.foundation_model is None or self.foundation_model.checkpoint is None:
+                    raise ValueError(
+                        f"model {m.name!r}: reference 'foundation_model' needs "
+                        "foundation_model.checkpoint"
+                    )
+            elif m.reference not in names or m.reference == m.name:
+                raise ValueError(
+                    f"model {m.name!r}: reference {m.reference!r} is neither 'foundation_model' "
+                    "nor another model's name"
+                )
+        return self
+
+    def client(self, client_id: str) -> Client:
+        """The client with this id; KeyError when absent."""
+        for c in self.clients:
+            if c.id == client_id:
+                return c
+        raise KeyError(client_id)

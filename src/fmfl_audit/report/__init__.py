@@ -1,0 +1,1 @@
+"""Report rendering: one renderer per format, all reading the same `AuditReport`."""

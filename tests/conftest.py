@@ -1,0 +1,85 @@
+"""Shared test builders: real manifests and data files written to a temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FMFL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The workplace's external data sets (../shared/data); tests needing them skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"external data folder {SHARED_DATA} is absent (set FMFL_SHARED_DATA to point at it)"
+        )
+    return SHARED_DATA
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write rows as JSONL (creating parent folders)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    return path
+
+
+def write_csv(path: Path, rows: list[Mapping[str, Any]]) -> Path:
+    """Write rows as CSV with the first row's keys as header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_manifest(folder: Path, data: Mapping[str, Any], name: str = "manifest.yaml") -> Path:
+    """Write a manifest dict as YAML."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(dict(data), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def minimal_manifest(**sections: Any) -> dict[str, Any]:
+    """The smallest valid manifest plus the given top-level sections."""
+    base: dict[str, Any] = {
+        "version": 1,
+        "deployment": {"name": "test-deployment", "task": "text-classification"},
+        "clients": [{"id": "school-a"}],
+    }
+    base.update(sections)
+    return base
+
+
+@pytest.fixture
+def make_deployment(tmp_path: Path) -> Callable[..., Path]:
+    """Write files {relative path: rows or text} plus a manifest; return the manifest path."""
+
+    def build(manifest: Mapping[str, Any], files: Mapping[str, Any] | None = None) -> Path:
+        for rel, content in (files or {}).items():
+            target = tmp_path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, (str, bytes)):
+                mode = "wb" if isinstance(content, bytes) else "w"
+                with target.open(mode) as fh:
+                    fh.write(content)
+            elif rel.endswith(".csv"):
+                write_csv(target, list(content))
+            else:
+                write_jsonl(target, content)
+        return write_manifest(tmp_path, manifest)
+
+    return build
