@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3  # noqa: F401 - probes IPv6 with a local socket at import; do it before sockets are blocked
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]

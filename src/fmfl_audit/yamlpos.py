@@ -82,6 +82,7 @@ def load_located(text: str) -> LocatedYaml:
 
 
 _MAX_DEPTH = 64
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 def _build(
@@ -90,6 +91,8 @@ def _build(
     if depth > _MAX_DEPTH:
         raise YamlLocatedError("YAML nested too deeply", _mark(node))
     out.positions.setdefault(path, _mark(node))
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise YamlLocatedError(f"unsupported YAML tag {node.tag!r}", _mark(node))
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:

@@ -402,7 +402,7 @@ class Manifest(StrictModel):
     deployment: DeploymentSection
     foundation_model: FoundationModel | None = None
     federation: Federation | None = None
-    clients: tuple[Client, ...] = Field(min_length=1)
+    clients: tuple[Client, ...] = Field(description="The federated clients (at least one).")
     models: tuple[ModelSpec, ...] = ()
     evaluation: Evaluation | None = None
     policy: Policy = Field(default_factory=Policy)
@@ -410,6 +410,9 @@ class Manifest(StrictModel):
     @field_validator("clients")
     @classmethod
     def _unique_clients(cls, value: tuple[Client, ...]) -> tuple[Client, ...]:
+        # Checked here rather than with min_length so one bad client gives one message, not two.
+        if not value:
+            raise ValueError("at least one client is required")
         seen: set[str] = set()
         for c in value:
             if c.id in seen:

@@ -1,0 +1,121 @@
+"""Rule packs: the default pack covers the catalog, user packs add, override and disable rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmfl_audit.errors import RulePackError
+from fmfl_audit.models import Area, Grade, Severity
+from fmfl_audit.rulepacks.loader import builtin_pack_names, load_ruleset, select
+
+CATALOG = (
+    [f"FMFL-R{i:02d}" for i in range(1, 13)]
+    + [f"FMFL-P{i:02d}" for i in range(1, 9)]
+    + [f"FMFL-F{i:02d}" for i in range(1, 9)]
+)
+
+
+def test_default_pack_lists_every_catalog_rule_in_order() -> None:
+    rs = load_ruleset(["default"])
+    assert [r.id for r in rs.rules] == CATALOG
+    assert rs.packs == ("default",)
+    assert builtin_pack_names() == ["default"] or "default" in builtin_pack_names()
+    for r in rs.rules:
+        assert r.spec.title.startswith("Ensure ")
+        assert r.spec.remediation.strip()
+        assert r.spec.area is {"R": Area.ROBUSTNESS, "P": Area.PRIVACY, "F": Area.FAIRNESS}[r.id[5]]
+
+
+def test_default_grading_rubric() -> None:
+    g = load_ruleset(["default"]).grading
+    assert [(b.grade, b.min_score) for b in g.bands] == [
+        (Grade.A, 90), (Grade.B, 80), (Grade.C, 70), (Grade.D, 60), (Grade.F, 0)
+    ]
+    assert g.letter(90) is Grade.A and g.letter(89.99) is Grade.B and g.letter(0) is Grade.F
+    assert g.severity_penalty[Severity.CRITICAL] == 1.0
+    assert g.critical_cap is Grade.F
+
+
+def write_pack(tmp_path: Path, text: str, name: str = "mine.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_user_pack_overrides_params_severity_and_disables(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path, """\
+pack: acme
+overrides:
+  - {id: FMFL-F06, params: {max_top1_share: 0.3}, severity: high}
+  - {id: FMFL-R01, enabled: false}
+""")
+    rs = load_ruleset(["default", str(pack)])
+    f06 = rs.get("FMFL-F06").spec
+    assert f06.params["max_top1_share"] == 0.3
+    assert f06.params["max_gini"] == 0.4  # untouched params survive
+    assert f06.severity is Severity.HIGH
+    assert rs.get("FMFL-R01").spec.enabled is False
+    assert rs.packs == ("default", "acme")
+
+
+def test_user_pack_adds_a_rule_reusing_a_checker(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path, """\
+pack: acme
+rules:
+  - id: ACME-P01
+    title: Ensure student ids do not leak
+    area: privacy
+    threat: top-down disclosure
+    severity: critical
+    checker: FMFL-P01
+    params: {entities: [STUDENT_ID]}
+    remediation: Remove them.
+""")
+    rs = load_ruleset(["default", str(pack)])
+    assert rs.get("ACME-P01").spec.checker_id == "FMFL-P01"
+
+
+def test_manifest_overrides_apply_last() -> None:
+    rs = load_ruleset(["default"], overrides={"FMFL-P01": {"params": {"min_score": 0.9}}})
+    assert rs.get("FMFL-P01").spec.params["min_score"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("pack: x\noverrides:\n  - {id: FMFL-PO1}\n", "override of unknown rule 'FMFL-PO1'; did you mean 'FMFL-P01'?"),
+        ("pack: x\nrules:\n  - {id: FMFL-P01, title: Ensure x, area: privacy, threat: leak, severity: high, remediation: fix it}\n",
+         "rule FMFL-P01 is already defined by"),
+        ("pack: x\nrules:\n  - {id: bad, title: Ensure x, area: privacy, threat: leak, severity: high, remediation: fix it}\n",
+         ":3:6: rules[0].id: not a rule id: 'bad'"),
+        ("pack: x\nrules:\n  - {id: X-P1, title: Ensure x, area: privacy, threat: leak, severity: severe, remediation: fix it}\n",
+         "rules[0].severity: Input should be 'info', 'low', 'medium', 'high' or 'critical'"),
+        ("pack: x\nrulez: []\n", ":2:1: rulez: unknown key; did you mean 'rules'?"),
+    ],
+)
+def test_pack_errors_are_clear(tmp_path: Path, text: str, message: str) -> None:
+    pack = write_pack(tmp_path, text)
+    with pytest.raises(RulePackError) as info:
+        load_ruleset(["default", str(pack)])
+    assert message in str(info.value)
+
+
+def test_unknown_builtin_pack_suggests() -> None:
+    with pytest.raises(RulePackError, match="unknown rule pack 'defualt'; did you mean 'default'"):
+        load_ruleset(["defualt"])
+
+
+def test_pack_without_grading_alone_is_an_error(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path, "pack: lonely\n")
+    with pytest.raises(RulePackError, match="no rule pack defines `grading`"):
+        load_ruleset([str(pack)])
+
+
+def test_select_by_rule_and_area() -> None:
+    rules = load_ruleset(["default"]).rules
+    assert select(rules, ["FMFL-P01"], []) == ["FMFL-P01"]
+    assert select(rules, ["fairness"], ["FMFL-F06"]) == [f"FMFL-F{i:02d}" for i in (1, 2, 3, 4, 5, 7, 8)]
+    with pytest.raises(RulePackError, match="'privcy' is neither a rule id nor an area; did you mean 'privacy'"):
+        select(rules, ["privcy"], [])
