@@ -39,19 +39,28 @@ def smoke_deployment(root: Path, **policy: Any) -> Path:
     for i in range(200):
         gender = "f" if i % 2 else "m"
         preds.append({"y_true": i % 3 == 0, "y_pred": (i % 3 == 0), "gender": gender})
-    write_csv(root / "eval/predictions.csv", [{k: int(v) if isinstance(v, bool) else v for k, v in p.items()} for p in preds])
+    write_csv(
+        root / "eval/predictions.csv",
+        [{k: int(v) if isinstance(v, bool) else v for k, v in p.items()} for p in preds],
+    )
     manifest = {
         "version": 1,
         "deployment": {"name": "smoke", "task": "text-classification"},
         "federation": {"participation_log": "federation/participation.csv"},
         "clients": [
-            {"id": "school-a", "resources": {"tier": "abundant", "fm_access": "local"},
-             "synthetic_data": "clients/a/synthetic.jsonl"},
+            {
+                "id": "school-a",
+                "resources": {"tier": "abundant", "fm_access": "local"},
+                "synthetic_data": "clients/a/synthetic.jsonl",
+            },
             {"id": "school-b", "synthetic_data": "clients/b/synthetic.jsonl"},
         ],
         "models": [
-            {"name": "clf", "kind": "predictions",
-             "predictions": {"path": "eval/predictions.csv", "sensitive_features": ["gender"]}},
+            {
+                "name": "clf",
+                "kind": "predictions",
+                "predictions": {"path": "eval/predictions.csv", "sensitive_features": ["gender"]},
+            },
         ],
         "policy": {"fail_on": "high", "fail_under": "C", **policy},
     }

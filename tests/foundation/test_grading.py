@@ -12,13 +12,29 @@ POLICY = load_ruleset(["default"]).grading
 
 
 def rule(rid: str, area: Area, outcome: Outcome, weight: float = 1.0) -> RuleResult:
-    return RuleResult(id=rid, title="Ensure x", area=area, threat="t", severity=Severity.HIGH,
-                      weight=weight, outcome=outcome)
+    return RuleResult(
+        id=rid,
+        title="Ensure x",
+        area=area,
+        threat="t",
+        severity=Severity.HIGH,
+        weight=weight,
+        outcome=outcome,
+    )
 
 
 def finding(rid: str, area: Area, sev: Severity, waived: bool = False) -> Finding:
-    return Finding(rule_id=rid, area=area, threat="t", severity=sev, confidence=Confidence.HIGH,
-                   subject="s", message="m", fingerprint=rid + sev.value, waived=waived)
+    return Finding(
+        rule_id=rid,
+        area=area,
+        threat="t",
+        severity=sev,
+        confidence=Confidence.HIGH,
+        subject="s",
+        message="m",
+        fingerprint=rid + sev.value,
+        waived=waived,
+    )
 
 
 R, P, F = Area.ROBUSTNESS, Area.PRIVACY, Area.FAIRNESS
@@ -30,20 +46,55 @@ R, P, F = Area.ROBUSTNESS, Area.PRIVACY, Area.FAIRNESS
         # all passed
         ([("A", Outcome.PASSED, 1), ("B", Outcome.PASSED, 1)], [], 100.0, Grade.A, 1.0),
         # one of two equal-weight rules failed high: (1 + 0.25) / 2
-        ([("A", Outcome.PASSED, 1), ("B", Outcome.FAILED, 1)], [("B", Severity.HIGH)], 62.5, Grade.D, 1.0),
+        (
+            [("A", Outcome.PASSED, 1), ("B", Outcome.FAILED, 1)],
+            [("B", Severity.HIGH)],
+            62.5,
+            Grade.D,
+            1.0,
+        ),
         # weights matter: (3*1 + 1*0.5) / 4
-        ([("A", Outcome.PASSED, 3), ("B", Outcome.FAILED, 1)], [("B", Severity.MEDIUM)], 87.5, Grade.B, 1.0),
+        (
+            [("A", Outcome.PASSED, 3), ("B", Outcome.FAILED, 1)],
+            [("B", Severity.MEDIUM)],
+            87.5,
+            Grade.B,
+            1.0,
+        ),
         # the worst finding of a rule decides its penalty
-        ([("A", Outcome.PASSED, 1), ("B", Outcome.FAILED, 1)], [("B", Severity.LOW), ("B", Severity.MEDIUM)], 75.0, Grade.C, 1.0),
+        (
+            [("A", Outcome.PASSED, 1), ("B", Outcome.FAILED, 1)],
+            [("B", Severity.LOW), ("B", Severity.MEDIUM)],
+            75.0,
+            Grade.C,
+            1.0,
+        ),
         # skipped and errored rules lower coverage, not the score
-        ([("A", Outcome.PASSED, 1), ("B", Outcome.SKIPPED, 1), ("C", Outcome.ERRORED, 1), ("D", Outcome.SKIPPED, 1)], [], 100.0, Grade.A, 0.25),
+        (
+            [
+                ("A", Outcome.PASSED, 1),
+                ("B", Outcome.SKIPPED, 1),
+                ("C", Outcome.ERRORED, 1),
+                ("D", Outcome.SKIPPED, 1),
+            ],
+            [],
+            100.0,
+            Grade.A,
+            0.25,
+        ),
         # a critical finding caps the area at F even when the score is high
-        ([("A", Outcome.PASSED, 9), ("B", Outcome.FAILED, 1)], [("B", Severity.CRITICAL)], 90.0, Grade.F, 1.0),
+        (
+            [("A", Outcome.PASSED, 9), ("B", Outcome.FAILED, 1)],
+            [("B", Severity.CRITICAL)],
+            90.0,
+            Grade.F,
+            1.0,
+        ),
         # info findings cost nothing
         ([("A", Outcome.FAILED, 1)], [("A", Severity.INFO)], 100.0, Grade.A, 1.0),
     ],
 )
-def test_area_score_table(outcomes, findings, score, grade, coverage) -> None:  # noqa: ANN001
+def test_area_score_table(outcomes, findings, score, grade, coverage) -> None:
     results = [rule(rid, P, out, w) for rid, out, w in outcomes]
     fs = [finding(rid, P, sev) for rid, sev in findings]
     privacy = {a.name: a for a in area_scores(results, fs, POLICY)}[P]

@@ -20,13 +20,21 @@ from fmfl_audit.inputs.records import ReadStats, iter_records
 from fmfl_audit.manifest.model import DataSource
 
 
-def read_all(path: Path, **kw) -> tuple[list, ReadStats]:  # noqa: ANN003
+def read_all(path: Path, **kw) -> tuple[list, ReadStats]:
     src = DataSource.model_construct(
-        path=path, format=None, text_field=kw.pop("text_field", "text"), label_field="label",
-        id_field="id", sensitive_features=("gender",),
+        path=path,
+        format=None,
+        text_field=kw.pop("text_field", "text"),
+        label_field="label",
+        id_field="id",
+        sensitive_features=("gender",),
     )
     stats = ReadStats(path=path.name)
-    recs = [r for batch in iter_records(src, display=path.name, stats=stats, batch_size=2, **kw) for r in batch]
+    recs = [
+        r
+        for batch in iter_records(src, display=path.name, stats=stats, batch_size=2, **kw)
+        for r in batch
+    ]
     return recs, stats
 
 
@@ -44,7 +52,8 @@ def test_jsonl_malformed_records_are_counted_with_locations(tmp_path: Path) -> N
     )
     recs, stats = read_all(p)
     assert [(r.text, r.location, r.record_id, r.label) for r in recs] == [
-        ("a", "d.jsonl:1", "7", 1), ("c", "d.jsonl:8", None, None)
+        ("a", "d.jsonl:1", "7", 1),
+        ("c", "d.jsonl:8", None, None),
     ]
     assert recs[0].features == {"gender": "f"}
     assert (stats.records, stats.malformed, stats.complete) == (2, 5, True)
@@ -62,9 +71,12 @@ def test_csv_reader_short_rows_and_missing_column(tmp_path: Path) -> None:
     p.write_text('text,label\n"hello, world",1\nonly-one-field\n"multi\nline",0\n')
     recs, stats = read_all(p)
     assert [(r.text, r.label, r.location) for r in recs] == [
-        ("hello, world", "1", "d.csv:2"), ("multi\nline", "0", "d.csv:5")
+        ("hello, world", "1", "d.csv:2"),
+        ("multi\nline", "0", "d.csv:5"),
     ]
-    assert [(i.location, i.reason) for i in stats.issues] == [("d.csv:3", "expected 2 fields, found 1")]
+    assert [(i.location, i.reason) for i in stats.issues] == [
+        ("d.csv:3", "expected 2 fields, found 1")
+    ]
     with pytest.raises(InputError, match=r"d.csv:1: column\(s\) 'prompt' not in the header"):
         read_all(p, text_field="prompt")
 
@@ -74,7 +86,11 @@ def test_parquet_reader_streams_batches(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     p = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"text": ["a", None, "c", "d", "e"], "label": [0, 1, 0, 1, 0]}), p, row_group_size=2)
+    pq.write_table(
+        pa.table({"text": ["a", None, "c", "d", "e"], "label": [0, 1, 0, 1, 0]}),
+        p,
+        row_group_size=2,
+    )
     recs, stats = read_all(p)
     assert [r.text for r in recs] == ["a", "c", "d", "e"]
     assert [r.location for r in recs][:2] == ["d.parquet#0", "d.parquet#2"]
@@ -104,7 +120,7 @@ class _Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (Path.touch, (self.marker,))
 
 
@@ -137,7 +153,9 @@ def test_safetensors_header_and_roundtrip(tmp_path: Path) -> None:
 
 
 def test_hf_loading_refuses_remote_code_and_pickles(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "auto_map": {"AutoModel": "x.Y"}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "llama", "auto_map": {"AutoModel": "x.Y"}})
+    )
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(InputError, match="needs remote code"):
         load_hf_model(tmp_path, kind="causal-lm")

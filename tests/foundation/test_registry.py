@@ -41,7 +41,7 @@ def test_checker_metadata_and_defaults(checker: type[Checker]) -> None:
 
 
 @pytest.mark.parametrize("rule", DEFAULT.rules, ids=lambda r: r.id)
-def test_every_pack_rule_is_bound_or_marked_not_implemented(rule) -> None:  # noqa: ANN001
+def test_every_pack_rule_is_bound_or_marked_not_implemented(rule) -> None:
     assert (rule.spec.checker_id in checker_map()) != (rule.spec.checker_id in not_implemented())
 
 

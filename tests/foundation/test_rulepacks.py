@@ -31,7 +31,11 @@ def test_default_pack_lists_every_catalog_rule_in_order() -> None:
 def test_default_grading_rubric() -> None:
     g = load_ruleset(["default"]).grading
     assert [(b.grade, b.min_score) for b in g.bands] == [
-        (Grade.A, 90), (Grade.B, 80), (Grade.C, 70), (Grade.D, 60), (Grade.F, 0)
+        (Grade.A, 90),
+        (Grade.B, 80),
+        (Grade.C, 70),
+        (Grade.D, 60),
+        (Grade.F, 0),
     ]
     assert g.letter(90) is Grade.A and g.letter(89.99) is Grade.B and g.letter(0) is Grade.F
     assert g.severity_penalty[Severity.CRITICAL] == 1.0
@@ -45,12 +49,15 @@ def write_pack(tmp_path: Path, text: str, name: str = "mine.yaml") -> Path:
 
 
 def test_user_pack_overrides_params_severity_and_disables(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path, """\
+    pack = write_pack(
+        tmp_path,
+        """\
 pack: acme
 overrides:
   - {id: FMFL-F06, params: {max_top1_share: 0.3}, severity: high}
   - {id: FMFL-R01, enabled: false}
-""")
+""",
+    )
     rs = load_ruleset(["default", str(pack)])
     f06 = rs.get("FMFL-F06").spec
     assert f06.params["max_top1_share"] == 0.3
@@ -61,7 +68,9 @@ overrides:
 
 
 def test_user_pack_adds_a_rule_reusing_a_checker(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path, """\
+    pack = write_pack(
+        tmp_path,
+        """\
 pack: acme
 rules:
   - id: ACME-P01
@@ -72,7 +81,8 @@ rules:
     checker: FMFL-P01
     params: {entities: [STUDENT_ID]}
     remediation: Remove them.
-""")
+""",
+    )
     rs = load_ruleset(["default", str(pack)])
     assert rs.get("ACME-P01").spec.checker_id == "FMFL-P01"
 
@@ -85,13 +95,22 @@ def test_manifest_overrides_apply_last() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("pack: x\noverrides:\n  - {id: FMFL-PO1}\n", "override of unknown rule 'FMFL-PO1'; did you mean 'FMFL-P01'?"),
-        ("pack: x\nrules:\n  - {id: FMFL-P01, title: Ensure x, area: privacy, threat: leak, severity: high, remediation: fix it}\n",
-         "rule FMFL-P01 is already defined by"),
-        ("pack: x\nrules:\n  - {id: bad, title: Ensure x, area: privacy, threat: leak, severity: high, remediation: fix it}\n",
-         ":3:6: rules[0].id: not a rule id: 'bad'"),
-        ("pack: x\nrules:\n  - {id: X-P1, title: Ensure x, area: privacy, threat: leak, severity: severe, remediation: fix it}\n",
-         "rules[0].severity: Input should be 'info', 'low', 'medium', 'high' or 'critical'"),
+        (
+            "pack: x\noverrides:\n  - {id: FMFL-PO1}\n",
+            "override of unknown rule 'FMFL-PO1'; did you mean 'FMFL-P01'?",
+        ),
+        (
+            "pack: x\nrules:\n  - {id: FMFL-P01, title: Ensure x, area: privacy, threat: leak, severity: high, remediation: fix it}\n",
+            "rule FMFL-P01 is already defined by",
+        ),
+        (
+            "pack: x\nrules:\n  - {id: bad, title: Ensure x, area: privacy, threat: leak, severity: high, remediation: fix it}\n",
+            ":3:6: rules[0].id: not a rule id: 'bad'",
+        ),
+        (
+            "pack: x\nrules:\n  - {id: X-P1, title: Ensure x, area: privacy, threat: leak, severity: severe, remediation: fix it}\n",
+            "rules[0].severity: Input should be 'info', 'low', 'medium', 'high' or 'critical'",
+        ),
         ("pack: x\nrulez: []\n", ":2:1: rulez: unknown key; did you mean 'rules'?"),
     ],
 )
@@ -116,6 +135,10 @@ def test_pack_without_grading_alone_is_an_error(tmp_path: Path) -> None:
 def test_select_by_rule_and_area() -> None:
     rules = load_ruleset(["default"]).rules
     assert select(rules, ["FMFL-P01"], []) == ["FMFL-P01"]
-    assert select(rules, ["fairness"], ["FMFL-F06"]) == [f"FMFL-F{i:02d}" for i in (1, 2, 3, 4, 5, 7, 8)]
-    with pytest.raises(RulePackError, match="'privcy' is neither a rule id nor an area; did you mean 'privacy'"):
+    assert select(rules, ["fairness"], ["FMFL-F06"]) == [
+        f"FMFL-F{i:02d}" for i in (1, 2, 3, 4, 5, 7, 8)
+    ]
+    with pytest.raises(
+        RulePackError, match="'privcy' is neither a rule id nor an area; did you mean 'privacy'"
+    ):
         select(rules, ["privcy"], [])

@@ -58,7 +58,7 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 3
+        except Exception as exc:
             if os.environ.get("FMFL_AUDIT_DEBUG"):
                 raise
             typer.echo(
@@ -162,6 +162,10 @@ def scan(
     min_coverage: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Fail when coverage is below this.")
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="JSON report to gate against: only new or worsened findings fail."),
+    ] = None,
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Exit 0 even when the gate fails.")
     ] = False,
@@ -172,11 +176,13 @@ def scan(
     ] = None,
 ) -> None:
     """Scan a deployment and report; exit 0 when the gate passes, 1 when it fails."""
-    from fmfl_audit.engine.runner import Auditor, GateOverrides
     from fmfl_audit.engine.observer import NullObserver
+    from fmfl_audit.engine.runner import Auditor, GateOverrides
     from fmfl_audit.manifest import load_manifest
     from fmfl_audit.models import Grade, Severity
+    from fmfl_audit.report.baseline import apply_baseline, load_report
     from fmfl_audit.report.formats import renderer_for
+    from fmfl_audit.report.sarif import uri_prefix_for
 
     formats = list(fmt or [OutputFormat.TERMINAL])
     outputs: list[Path | None] = list(output or [])
@@ -186,6 +192,8 @@ def scan(
     if sum(1 for o in outputs if o is None or str(o) == "-") > 1:
         raise UsageError("only one format can go to stdout; give an --output for the others")
     day = _parse_date(today) if today else None
+    # Read the baseline first so a bad file exits 2 before any work is done.
+    old = load_report(baseline) if baseline is not None else None
     deployment = load_manifest(manifest)
     gate = GateOverrides(
         fail_on=Severity(fail_on.value) if fail_on and fail_on.value != "none" else None,
@@ -212,9 +220,18 @@ def scan(
             report = Auditor(deployment, observer=observer, **auditor_kwargs).run()
     else:
         report = Auditor(deployment, observer=NullObserver(), **auditor_kwargs).run()
+    if old is not None and baseline is not None:
+        report = apply_baseline(
+            report,
+            old,
+            baseline_name=baseline.name,
+            fail_on_error=deployment.manifest.policy.fail_on_error,
+        )
+    sarif_prefix = uri_prefix_for(manifest, Path.cwd())
     for f, out in zip(formats, outputs, strict=True):
         to_tty = (out is None or str(out) == "-") and sys.stdout.isatty()
-        _write(renderer_for(f, color=color and to_tty).render(report), out)
+        renderer = renderer_for(f, color=color and to_tty, sarif_uri_prefix=sarif_prefix)
+        _write(renderer.render(report), out)
     if report.gate.passed or exit_zero:
         raise typer.Exit(EXIT_PASSED)
     raise typer.Exit(EXIT_GATE_FAILED)
@@ -281,9 +298,7 @@ def rules_list(
         status = "" if row["implemented"] else "  (not implemented)"
         if not row["enabled"]:
             status += "  (disabled)"
-        typer.echo(
-            f"{row['id']:<10} {row['area']:<11} {row['severity']:<9} {row['title']}{status}"
-        )
+        typer.echo(f"{row['id']:<10} {row['area']:<11} {row['severity']:<9} {row['title']}{status}")
 
 
 @rules_app.command("show")
@@ -344,6 +359,16 @@ def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or repor
 
         doc = report_schema()
     typer.echo(json.dumps(doc, indent=2))
+
+
+def _register_extensions() -> None:
+    # Commands in their own modules; they import `guarded` from here, so they register last.
+    from fmfl_audit.cli import diff
+
+    diff.register(app)
+
+
+_register_extensions()
 
 
 def run() -> None:

@@ -84,8 +84,6 @@ class Auditor:
     gate: GateOverrides = field(default_factory=GateOverrides)
     today: dt.date | None = None
     registry: Mapping[str, type[Checker]] | None = None
-    baseline_fingerprints: frozenset[str] | None = None
-    baseline_name: str | None = None
 
     def ruleset(self) -> RuleSet:
         """The merged rule packs in force."""
@@ -148,8 +146,6 @@ class Auditor:
             rules=results,
             grade=grade,
             coverage=coverage,
-            baseline_fingerprints=self.baseline_fingerprints,
-            baseline_name=self.baseline_name,
         )
         inputs = ledger.all()
         for stats in inputs:
@@ -159,9 +155,7 @@ class Auditor:
                 )
         return AuditReport(
             tool=ToolInfo(version=__version__),
-            deployment=DeploymentInfo(
-                name=manifest.deployment.name, task=manifest.deployment.task
-            ),
+            deployment=DeploymentInfo(name=manifest.deployment.name, task=manifest.deployment.task),
             manifest_path=self.deployment.path.name,
             manifest_sha256=self.deployment.sha256,
             packs=rs.packs,

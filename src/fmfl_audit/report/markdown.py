@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import html
+
 from fmfl_audit.models import AuditReport
 from fmfl_audit.report._common import findings_by_severity, grade_text, metric_text, skipped
 from fmfl_audit.report.interface import Renderer
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    # Report text can hold hostile strings from the audited data: no raw HTML, no table breaks.
+    text = html.escape(text, quote=False)
+    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
 class MarkdownRenderer(Renderer):
@@ -51,8 +55,12 @@ class MarkdownRenderer(Renderer):
             lines.append("")
         waived = [f for f in report.findings if f.waived]
         if report.waivers:
-            lines += ["## Waivers", "", "| Rule | Subject | Expires | Matched | Reason |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                "## Waivers",
+                "",
+                "| Rule | Subject | Expires | Matched | Reason |",
+                "|---|---|---|---|---|",
+            ]
             for w in report.waivers:
                 state = " (expired)" if w.expired else ""
                 lines.append(

@@ -16,7 +16,11 @@ _SEV_STYLE = {
     Severity.INFO: "dim",
 }
 _GRADE_STYLE = {
-    Grade.A: "bold green", Grade.B: "green", Grade.C: "yellow", Grade.D: "red", Grade.F: "bold red",
+    Grade.A: "bold green",
+    Grade.B: "green",
+    Grade.C: "yellow",
+    Grade.D: "red",
+    Grade.F: "bold red",
 }
 
 
@@ -34,7 +38,10 @@ class TerminalRenderer(Renderer):
 
         buf = io.StringIO()
         con = Console(
-            file=buf, force_terminal=self.color, no_color=not self.color, width=self.width,
+            file=buf,
+            force_terminal=self.color,
+            no_color=not self.color,
+            width=self.width,
             highlight=False,
         )
         verdict = "[bold green]PASSED[/]" if report.gate.passed else "[bold red]FAILED[/]"
@@ -53,7 +60,9 @@ class TerminalRenderer(Renderer):
             style = _GRADE_STYLE[a.grade] if a.grade else "dim"
             capped = " capped" if a.capped else ""
             table.add_row(
-                a.name.value, f"[{style}]{grade_text(a)}{capped}[/]", f"{a.coverage:.0%}",
+                a.name.value,
+                f"[{style}]{grade_text(a)}{capped}[/]",
+                f"{a.coverage:.0%}",
                 f"{a.rules_run}/{a.rules_total}",
             )
         con.print(table)
