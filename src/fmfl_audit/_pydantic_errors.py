@@ -20,7 +20,7 @@ def data_path(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
     cur = data
     for i, step in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(cur, dict) and isinstance(step, str) and step in cur:
+        if isinstance(cur, dict) and isinstance(step, str) and step in cur:  # noqa: SIM114
             cur = cur[step]
             out.append(step)
         elif isinstance(cur, list) and isinstance(step, int) and 0 <= step < len(cur):

@@ -37,8 +37,12 @@ def area_scores(
         if not ran:
             out.append(
                 AreaScore(
-                    name=area, grade=None, score=None, coverage=round(coverage, 4),
-                    rules_total=len(rules), rules_run=0,
+                    name=area,
+                    grade=None,
+                    score=None,
+                    coverage=round(coverage, 4),
+                    rules_total=len(rules),
+                    rules_run=0,
                 )
             )
             continue

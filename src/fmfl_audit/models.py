@@ -169,7 +169,7 @@ class Finding(_Frozen):
 
 
 MetricValue = Annotated[
-    float | int | str | bool | None | list[Any] | dict[str, Any],
+    float | int | str | bool | list[Any] | dict[str, Any] | None,
     Field(description="A figure a checker measured."),
 ]
 

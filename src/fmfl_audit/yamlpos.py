@@ -109,12 +109,14 @@ def _build(
             skey = key if isinstance(key, str) else str(key)
             if skey in result:
                 raise YamlLocatedError(f"duplicate key {skey!r}", _mark(key_node))
-            out.key_positions[(*path, skey)] = _mark(key_node)
-            result[skey] = _build(value_node, (*path, skey), out, ctor, depth=depth + 1)
+            child = (*path, skey)
+            out.key_positions[child] = _mark(key_node)
+            result[skey] = _build(value_node, child, out, ctor, depth=depth + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(item, (*path, i), out, ctor, depth=depth + 1) for i, item in enumerate(node.value)
+            _build(item, (*path, i), out, ctor, depth=depth + 1)
+            for i, item in enumerate(node.value)
         ]
     try:
         return ctor.construct_object(node, deep=True)

@@ -149,7 +149,7 @@ def load_hf_model(folder: Path, *, kind: str, device: str = "cpu") -> tuple[Any,
         tok = transformers.AutoTokenizer.from_pretrained(
             str(folder), trust_remote_code=False, local_files_only=True
         )
-        model = cls.from_pretrained(
+        model: Any = cls.from_pretrained(
             str(folder), trust_remote_code=False, local_files_only=True, use_safetensors=True
         )
     except (OSError, ValueError, KeyError) as exc:

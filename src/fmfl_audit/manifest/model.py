@@ -241,7 +241,9 @@ class Client(StrictModel):
         default=None, description="Privacy-preserving sketch of private data (`fingerprint`)."
     )
     holdout: DataRef | None = Field(default=None, description="Labelled holdout records.")
-    update: Path | None = Field(default=None, description="The client's model update (safetensors).")
+    update: Path | None = Field(
+        default=None, description="The client's model update (safetensors)."
+    )
 
     _resolve_path = field_validator("fingerprint", "update")(_resolve_file)
 

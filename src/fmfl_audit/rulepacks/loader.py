@@ -192,8 +192,4 @@ def select(rules: Iterable[EffectiveRule], only: Sequence[str], skip: Sequence[s
     def matches(r: EffectiveRule, tokens: Sequence[str]) -> bool:
         return r.id in tokens or r.spec.area.value in tokens
 
-    return [
-        r.id
-        for r in rule_list
-        if (not only or matches(r, only)) and not matches(r, skip)
-    ]
+    return [r.id for r in rule_list if (not only or matches(r, only)) and not matches(r, skip)]
