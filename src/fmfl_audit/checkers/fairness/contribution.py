@@ -3,6 +3,11 @@
 Weight share per client (sum of aggregation weights over rounds, or of sample counts when no weight
 column), Gini coefficient, Herfindahl-Hirschman index, effective number of clients (1/HHI), top-1
 share, and the share held by resource-abundant clients against their head-count share.
+
+Per-tier view over rounds: the weight share of each resource tier in each round (rounds in numeric
+order when they are numbers), its mean, and its trend (least-squares slope per round). A finding
+fires when the abundant tier's share grows faster than `max_tier_share_trend` per round over at
+least `min_trend_rounds` rounds: constrained clients are being crowded out as training goes on.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ class ContributionParams(CheckerParams):
     max_abundant_overweight: float = Field(
         default=1.5, ge=1, description="Abundant clients' weight share / head-count share cap."
     )
+    max_tier_share_trend: float = Field(
+        default=0.02, ge=0, le=1, description="Cap on the abundant tier's share slope per round."
+    )
+    min_trend_rounds: int = Field(default=3, ge=2, description="Rounds needed to grade a trend.")
     weight_column: str = "weight"
     samples_column: str = "num_samples"
     client_column: str = "client_id"
@@ -44,6 +53,25 @@ def gini(values: list[float]) -> float:
     xs = sorted(values)
     cum = sum((i + 1) * x for i, x in enumerate(xs))
     return (2 * cum) / (n * total) - (n + 1) / n
+
+
+def slope(values: list[float]) -> float:
+    """Least-squares slope of `values` against 0, 1, 2, ... (0 for fewer than two points)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mx = (n - 1) / 2
+    my = sum(values) / n
+    num = sum((i - mx) * (v - my) for i, v in enumerate(values))
+    den = sum((i - mx) ** 2 for i in range(n))
+    return num / den
+
+
+def _round_order(key: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(key), key)
+    except ValueError:
+        return (1, 0.0, key)
 
 
 class ContributionChecker(Checker):
@@ -66,7 +94,7 @@ class ContributionChecker(Checker):
         assert fed is not None and fed.participation_log is not None
         source = fed.participation_log
         weights: dict[str, float] = defaultdict(float)
-        rounds: set[str] = set()
+        by_round: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         bad_values = 0
         first_bad: str | None = None
         use_weight: bool | None = None
@@ -83,12 +111,68 @@ class ContributionChecker(Checker):
                     bad_values += 1
                     first_bad = first_bad or rec.location
                     continue
-                weights[str(rec.data[params.client_column])] += w
-                rounds.add(str(rec.data.get(params.round_column)))
+                cid = str(rec.data[params.client_column])
+                weights[cid] += w
+                by_round[str(rec.data.get(params.round_column))][cid] += w
         display = ctx.display(source.path)
         if not weights:
             raise CheckerError(f"{display}: no usable participation rows")
-        return self._assess(ctx, params, dict(weights), len(rounds), display, bad_values, first_bad)
+        out = self._assess(
+            ctx, params, dict(weights), len(by_round), display, bad_values, first_bad
+        )
+        self._tiers_over_rounds(ctx, params, by_round, display, out)
+        return out
+
+    def _tiers_over_rounds(
+        self,
+        ctx: CheckContext,
+        params: ContributionParams,
+        by_round: dict[str, dict[str, float]],
+        display: str,
+        out: CheckOutput,
+    ) -> None:
+        tiers = {c.id: c.resources.tier for c in ctx.deployment.manifest.clients}
+        names = sorted(
+            {*tiers.values(), *(tiers.get(c, "undeclared") for r in by_round.values() for c in r)}
+        )
+        order = sorted(by_round, key=_round_order)
+        series: dict[str, list[float]] = {t: [] for t in names}
+        for rnd in order:
+            total = sum(by_round[rnd].values())
+            for t in names:
+                w = sum(v for c, v in by_round[rnd].items() if tiers.get(c, "undeclared") == t)
+                series[t].append(w / total if total > 0 else 0.0)
+        for t in names:
+            values = series[t]
+            out.metrics[f"tier:{t}"] = {
+                "clients": sum(1 for v in tiers.values() if v == t),
+                "share_by_round": [round(v, 6) for v in values],
+                "mean_round_share": round(sum(values) / len(values), 6) if values else 0.0,
+                "share_trend_per_round": round(slope(values), 6),
+            }
+        ab = series.get("abundant", [])
+        if len(ab) < params.min_trend_rounds or len(names) < 2:
+            return
+        trend = slope(ab)
+        if trend > params.max_tier_share_trend:
+            out.findings.append(
+                FindingDraft(
+                    subject="tier:abundant",
+                    key="abundant-share-trend",
+                    severity=Severity.LOW,
+                    message=(
+                        f"resource-abundant clients' share of the aggregation weight grows by "
+                        f"{trend:.1%} per round (from {ab[0]:.0%} in round {order[0]} to "
+                        f"{ab[-1]:.0%} in round {order[-1]})"
+                    ),
+                    metric=Metric(
+                        name="abundant_share_trend_per_round",
+                        value=round(trend, 6),
+                        threshold=params.max_tier_share_trend,
+                    ),
+                    evidence=(Evidence(location=display),),
+                )
+            )
 
     def _assess(
         self,
@@ -149,7 +233,8 @@ class ContributionChecker(Checker):
                         f"across {n_rounds} round(s)"
                     ),
                     metric=Metric(
-                        name="top1_share", value=round(top_share, 6),
+                        name="top1_share",
+                        value=round(top_share, 6),
                         threshold=params.max_top1_share,
                     ),
                     evidence=ev,
@@ -180,7 +265,8 @@ class ContributionChecker(Checker):
                         f"{ab_head:.0%} of clients ({overweight:.2f}x their head-count share)"
                     ),
                     metric=Metric(
-                        name="abundant_overweight", value=round(overweight, 6),
+                        name="abundant_overweight",
+                        value=round(overweight, 6),
                         threshold=params.max_abundant_overweight,
                     ),
                     evidence=ev,
