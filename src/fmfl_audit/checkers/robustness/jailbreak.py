@@ -1,0 +1,274 @@
+"""FMFL-R01 and FMFL-R02: jailbreak prompts sent to the FM, and FM outputs that show a jailbreak.
+
+R01 runs the layered detector of `_jailbreak` over every prompt of every client: signature families
+kept as data in `rules/jailbreak/signatures.yml`, obfuscation (encodings decoded and re-scanned,
+invisible and confusable characters, GCG-style gibberish suffixes), character n-gram TF-IDF
+similarity to the bundled corpus of known jailbreak templates (`rules/jailbreak/templates.jsonl`,
+GPTFuzz, MIT), and an optional local sequence classifier. A client whose flagged rate exceeds
+`max_flagged_rate` is likely compromised (or its users are attacking the shared FM).
+
+R02 scores the synthetic data each client received with `rules/jailbreak/output_markers.yml`
+(persona markers, refusal-bypass text) merged with the harmful-content lexicon
+`rules/jailbreak/harmful_lexicon.yml`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
+from fmfl_audit.checkers.robustness._common import rate, safe_excerpt
+from fmfl_audit.checkers.robustness._jailbreak import (
+    Detector,
+    Reason,
+    Signatures,
+    SimilarityIndex,
+    jailbreak_dir,
+    load_corpus,
+    load_signatures,
+    scan_signatures,
+)
+from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
+
+
+class JailbreakParams(CheckerParams):
+    """Settings of FMFL-R01."""
+
+    max_flagged_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Share of flagged prompts tolerated per client."
+    )
+    min_flagged: int = Field(
+        default=1, ge=1, description="Flagged prompts needed before a client is reported."
+    )
+    signature_files: tuple[Path, ...] = Field(
+        default=(), description="Extra signature files (same format as rules/jailbreak/*.yml)."
+    )
+    use_corpus: bool = Field(default=True, description="Compare with known jailbreak templates.")
+    corpus_file: Path | None = Field(
+        default=None, description="A JSONL corpus of templates (`text`); the bundled one if null."
+    )
+    similarity_threshold: float = Field(default=0.45, gt=0, le=1)
+    classifier_path: Path | None = Field(
+        default=None, description="Local HF sequence classifier folder (optional layer)."
+    )
+    classifier_label: str = Field(
+        default="INJECTION",
+        description="id2label name of the jailbreak class (case-insensitive); else index 1.",
+    )
+    classifier_threshold: float = Field(default=0.9, gt=0, le=1)
+    max_examples: int = Field(default=3, ge=0, le=20)
+    batch_size: int = Field(default=256, ge=1)
+
+
+class OutputMarkerParams(CheckerParams):
+    """Settings of FMFL-R02."""
+
+    max_flagged_rate: float = Field(default=0.02, ge=0, le=1)
+    min_flagged: int = Field(default=1, ge=1)
+    signature_files: tuple[Path, ...] = Field(default=(), description="Extra marker files.")
+    max_examples: int = Field(default=3, ge=0, le=20)
+    batch_size: int = Field(default=512, ge=1)
+
+
+def _classifier(path: Path, label: str, device: str) -> Callable[[list[str]], list[float]]:
+    """A batch function text -> probability of the jailbreak class, from a local HF folder."""
+    import torch
+
+    from fmfl_audit.inputs.checkpoints import load_hf_model
+
+    model, tok = load_hf_model(path, kind="sequence-classifier", device=device)
+    # Batched classification needs the pad id in the config (load_hf_model set the tokenizer's).
+    if getattr(model.config, "pad_token_id", None) is None and tok.pad_token_id is not None:
+        model.config.pad_token_id = tok.pad_token_id
+    id2label = {int(k): str(v).lower() for k, v in (model.config.id2label or {}).items()}
+    wanted = [i for i, name in id2label.items() if name == label.lower()]
+    index = wanted[0] if wanted else 1
+
+    def predict(texts: list[str]) -> list[float]:
+        out: list[float] = []
+        for i in range(0, len(texts), 32):
+            enc = tok(
+                texts[i : i + 32],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=512,
+            ).to(model.device)
+            with torch.inference_mode():
+                probs = torch.softmax(model(**enc).logits.float(), dim=-1)[:, index]
+            out.extend(float(p) for p in probs.cpu())
+        return out
+
+    return predict
+
+
+def _evidence(rec_location: str, text: str, reasons: list[Reason]) -> Evidence:
+    span = next((r.span for r in reasons if r.span is not None), None)
+    ids = ", ".join(r.id for r in reasons[:4])
+    return Evidence(location=rec_location, excerpt=f"[{ids}] {safe_excerpt(text, span)}")
+
+
+class JailbreakPromptChecker(Checker):
+    """Ensure no client sends jailbreak or prompt-injection prompts to the FM."""
+
+    id: ClassVar[str] = "FMFL-R01"
+    title: ClassVar[str] = "Ensure no client sends jailbreak or prompt-injection prompts to the FM"
+    area: ClassVar[Area] = Area.ROBUSTNESS
+    threat: ClassVar[str] = "universal evasion"
+    inputs: ClassVar[tuple[str, ...]] = ("clients[].prompts",)
+    Params = JailbreakParams
+
+    def missing_inputs(self, deployment: Deployment) -> list[str]:
+        return [] if clients_with(deployment, "prompts") else ["clients[].prompts"]
+
+    def _detector(self, ctx: CheckContext, params: JailbreakParams) -> Detector:
+        sig_files = (jailbreak_dir() / "signatures.yml", *params.signature_files)
+        sigs = ctx.cache.get(
+            f"jailbreak-signatures:{sig_files!r}", lambda: load_signatures(*sig_files)
+        )
+        index = None
+        if params.use_corpus:
+            corpus = params.corpus_file
+
+            def build() -> SimilarityIndex:
+                return SimilarityIndex([r["text"] for r in load_corpus(corpus)])
+
+            index = ctx.cache.get(f"jailbreak-corpus:{corpus}", build)
+        clf = None
+        if params.classifier_path is not None:
+            path, label = params.classifier_path, params.classifier_label
+            clf = ctx.cache.get(
+                f"jailbreak-classifier:{path}:{label}:{ctx.device}",
+                lambda: _classifier(path, label, ctx.device),
+            )
+        return Detector(
+            signatures=sigs,
+            similarity=index,
+            similarity_threshold=params.similarity_threshold,
+            classifier=clf,
+            classifier_threshold=params.classifier_threshold,
+        )
+
+    def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
+        assert isinstance(params, JailbreakParams)
+        det = self._detector(ctx, params)
+        layers = ["signatures", "obfuscation"]
+        layers += ["known-template similarity"] if det.similarity is not None else []
+        layers += ["classifier"] if det.classifier is not None else []
+        out = CheckOutput(notes=[f"detector layers: {', '.join(layers)}"])
+        if params.classifier_path is None:
+            out.notes.append("no classifier configured (params.classifier_path): layer skipped")
+        clients = clients_with(ctx.deployment, "prompts")
+        ctx.progress.set_total(len(clients))
+        for client in clients:
+            total, flagged, families = 0, 0, Counter[str]()
+            examples: list[Evidence] = []
+            for batch in ctx.records(client.prompts, batch_size=params.batch_size):
+                texts = [r.text or "" for r in batch]
+                for rec, text, v in zip(batch, texts, det.classify(texts), strict=True):
+                    total += 1
+                    if not v.flagged:
+                        continue
+                    flagged += 1
+                    families.update(v.families)
+                    if len(examples) < params.max_examples:
+                        examples.append(_evidence(rec.location, text, v.reasons))
+            r = rate(flagged, total)
+            out.metrics[client.subject] = {
+                "prompts_total": total,
+                "prompts_flagged": flagged,
+                "flagged_rate": r,
+                "families": dict(sorted(families.items())),
+            }
+            if flagged >= params.min_flagged and r > params.max_flagged_rate:
+                top = ", ".join(f for f, _ in families.most_common(3))
+                out.findings.append(
+                    FindingDraft(
+                        subject=client.subject,
+                        key="jailbreak-prompts",
+                        confidence=Confidence.HIGH if flagged >= 3 else Confidence.MEDIUM,
+                        message=(
+                            f"client {client.id} is likely compromised: {flagged} of {total} "
+                            f"prompts it sent to the FM ({r:.1%}) are jailbreak or "
+                            "prompt-injection "
+                            f"attempts ({top})"
+                        ),
+                        metric=Metric(
+                            name="flagged_rate", value=r, threshold=params.max_flagged_rate
+                        ),
+                        evidence=tuple(examples),
+                    )
+                )
+            ctx.progress.advance()
+        return out
+
+
+class JailbrokenOutputChecker(Checker):
+    """Ensure FM outputs show no sign of a jailbroken or steered model."""
+
+    id: ClassVar[str] = "FMFL-R02"
+    title: ClassVar[str] = "Ensure FM outputs show no sign of a jailbroken or steered model"
+    area: ClassVar[Area] = Area.ROBUSTNESS
+    threat: ClassVar[str] = "universal evasion"
+    inputs: ClassVar[tuple[str, ...]] = ("clients[].synthetic_data",)
+    Params = OutputMarkerParams
+
+    def missing_inputs(self, deployment: Deployment) -> list[str]:
+        return [] if clients_with(deployment, "synthetic_data") else ["clients[].synthetic_data"]
+
+    def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
+        assert isinstance(params, OutputMarkerParams)
+        root = jailbreak_dir()
+        files = (root / "output_markers.yml", root / "harmful_lexicon.yml", *params.signature_files)
+        sigs: Signatures = ctx.cache.get(
+            f"output-markers:{files!r}", lambda: load_signatures(*files)
+        )
+        out = CheckOutput()
+        clients = clients_with(ctx.deployment, "synthetic_data")
+        ctx.progress.set_total(len(clients))
+        for client in clients:
+            total, flagged, families = 0, 0, Counter[str]()
+            examples: list[Evidence] = []
+            for batch in ctx.records(client.synthetic_data, batch_size=params.batch_size):
+                for rec in batch:
+                    total += 1
+                    text = rec.text or ""
+                    reasons = scan_signatures(sigs, text)
+                    if sum(r.weight for r in reasons) < sigs.threshold:
+                        continue
+                    flagged += 1
+                    families.update({r.family for r in reasons})
+                    if len(examples) < params.max_examples:
+                        examples.append(_evidence(rec.location, text, reasons))
+            r = rate(flagged, total)
+            out.metrics[client.subject] = {
+                "records_total": total,
+                "records_flagged": flagged,
+                "flagged_rate": r,
+                "families": dict(sorted(families.items())),
+            }
+            if flagged >= params.min_flagged and r > params.max_flagged_rate:
+                out.findings.append(
+                    FindingDraft(
+                        subject=client.subject,
+                        key="jailbroken-outputs",
+                        confidence=Confidence.HIGH if flagged >= 3 else Confidence.MEDIUM,
+                        message=(
+                            f"{flagged} of {total} FM outputs delivered to client {client.id} "
+                            f"({r:.1%}) show a jailbroken or steered model "
+                            f"({', '.join(sorted(families))})"
+                        ),
+                        metric=Metric(
+                            name="flagged_rate", value=r, threshold=params.max_flagged_rate
+                        ),
+                        evidence=tuple(examples),
+                    )
+                )
+            ctx.progress.advance()
+        return out
