@@ -34,6 +34,11 @@ class MissingDependencyError(FmflAuditError):
         self.package = package
 
 
+class RuleSkipped(FmflAuditError):
+    """A checker found at run time that its input cannot be used (e.g. no labels); the rule is
+    reported as skipped with this message, not as errored."""
+
+
 class UsageError(FmflAuditError):
     """A command-line option or combination of options is invalid."""
 

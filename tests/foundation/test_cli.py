@@ -219,3 +219,20 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+class _Unusable(_Broken):
+    """A checker that finds its input unusable only at run time."""
+
+    def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
+        from fmfl_audit.errors import RuleSkipped
+
+        raise RuleSkipped("participation log has no weight column")
+
+
+def test_rule_skipped_at_run_time_is_skipped_not_errored(manifest: Path) -> None:
+    registry = {**checker_map(), "FMFL-F06": _Unusable}
+    report = Auditor(load_manifest(manifest), registry=registry, only=("FMFL-F06",)).run()
+    assert report.rule("FMFL-F06").outcome is Outcome.SKIPPED
+    assert report.rule("FMFL-F06").skip_reason == "participation log has no weight column"
+    assert report.gate.passed

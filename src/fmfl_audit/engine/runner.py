@@ -21,7 +21,7 @@ from fmfl_audit.checkers.base import (
 )
 from fmfl_audit.checkers.registry import checker_map, not_implemented
 from fmfl_audit.engine.observer import NullObserver, Observer, ObserverProgress
-from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError
+from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError, RuleSkipped
 from fmfl_audit.gate import GatePolicy, evaluate_gate
 from fmfl_audit.grading import area_scores, overall
 from fmfl_audit.manifest.loader import Deployment, load_waivers
@@ -206,7 +206,7 @@ class Auditor:
         t0 = time.perf_counter()
         try:
             out = item.checker().run(ctx, item.params)
-        except MissingDependencyError as exc:
+        except (MissingDependencyError, RuleSkipped) as exc:
             self.observer.rule_finished(spec.id, Outcome.SKIPPED)
             return base(outcome=Outcome.SKIPPED, skip_reason=str(exc)), CheckOutput()
         except FmflAuditError as exc:

@@ -43,6 +43,7 @@ class TerminalRenderer(Renderer):
             no_color=not self.color,
             width=self.width,
             highlight=False,
+            emoji=False,  # `client:a:` must not become an emoji
         )
         verdict = "[bold green]PASSED[/]" if report.gate.passed else "[bold red]FAILED[/]"
         gs = _GRADE_STYLE[report.grade]

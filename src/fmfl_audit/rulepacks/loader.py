@@ -30,7 +30,9 @@ def builtin_rules_dir() -> Path:
 def builtin_pack_names() -> list[str]:
     """Names of the packs shipped with the tool."""
     root = builtin_rules_dir()
-    names = {p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.yaml"))}
+    # A pack is a folder with a pack.yaml (its other .yaml files hold rules) or a single .yaml
+    # file; other folders under rules/ hold data (lexicons, signatures).
+    names = {p.name for p in root.iterdir() if (p / "pack.yaml").is_file()}
     names |= {p.stem for p in root.glob("*.yaml")}
     return sorted(names)
 
@@ -50,7 +52,7 @@ def _pack_files(ref: str, base_dir: Path | None) -> list[Path]:
             return [path]
         raise RulePackError(f"{path}: rule pack not found")
     root = builtin_rules_dir()
-    if (root / ref).is_dir():
+    if (root / ref / "pack.yaml").is_file():
         return sorted((root / ref).glob("*.yaml"))
     if (root / f"{ref}.yaml").is_file():
         return [root / f"{ref}.yaml"]
