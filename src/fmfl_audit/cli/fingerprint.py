@@ -53,7 +53,9 @@ def fingerprint(
     fmt: Literal["jsonl", "csv", "parquet"] | None = data_format  # type: ignore[assignment]
     key = load_key(key_file=key_file, env=key_env)
     if key is None:
-        raise UsageError(f"no key: give --key-file or set ${key_env} (the key shared with the auditor)")
+        raise UsageError(
+            f"no key: give --key-file or set ${key_env} (the key shared with the auditor)"
+        )
     try:
         source = DataSource(path=data.resolve(), format=fmt, text_field=text_field)
     except ValueError as exc:

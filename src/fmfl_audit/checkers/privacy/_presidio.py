@@ -1,10 +1,13 @@
 """An offline Presidio analyzer: no model download, no network, and a report of which engine ran.
 
+Without a lemmatizer (the blank pipeline), lower-cased tokens stand in for lemmas so that
+Presidio's context words still raise the score of pattern hits near them.
+
 spaCy models cannot be downloaded at run time (an audit must run offline), so the NLP engine is
-the best spaCy English pipeline installed (`en_core_web_lg`, then `_md`, then `_sm`), and otherwise a
-blank English pipeline built in memory: tokenisation only, so Presidio's pattern recognizers (e-mail,
-phone, credit card, SSN, IBAN, IP, passport, driver's licence ...) run but NER entities (PERSON,
-LOCATION, NRP) do not. The engine in use is stated in the report's notes.
+the best spaCy English pipeline installed (`en_core_web_lg`, then `_md`, then `_sm`), and otherwise
+a blank English pipeline built in memory: tokenisation only, so Presidio's pattern recognizers
+(e-mail, phone, credit card, SSN, IBAN, IP, passport, driver's licence ...) run but NER entities
+(PERSON, LOCATION, NRP) do not. The engine in use is stated in the report's notes.
 
 Presidio's e-mail recognizer validates domains with `tldextract`, whose default extractor fetches
 the public-suffix list over the network; we swap in a recognizer that uses tldextract's bundled
@@ -54,15 +57,24 @@ class Analyzer:
 def _nlp_engine_class() -> Any:
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
-    class InMemorySpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+    class InMemorySpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc,unused-ignore]
         """A SpacyNlpEngine over an already-built spaCy pipeline (no download, no GPU probe)."""
 
         def __init__(self, nlp: Any, lang: str) -> None:
             super().__init__(models=[{"lang_code": lang, "model_name": "in-memory"}])
-            self.nlp = {lang: nlp}
+            self.nlp = {lang: nlp}  # type: ignore[assignment,unused-ignore]
 
         def load(self) -> None:
             return None
+
+        def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
+            # A pipeline without a lemmatizer (the blank fallback) gives empty lemmas, which
+            # silently disables Presidio's context words (e.g. "student" before an id); the
+            # lower-cased token is the best lemma we have then.
+            for token in doc:
+                if not token.lemma_:
+                    token.lemma_ = token.lower_
+            return super()._doc_to_nlp_artifact(doc, language)
 
     return InMemorySpacyNlpEngine
 
@@ -73,7 +85,7 @@ def _offline_email_recognizer(lang: str) -> Any:
 
     extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc,unused-ignore]
         """Presidio's e-mail recognizer with tldextract's bundled suffix list only."""
 
         def validate_result(self, pattern_text: str) -> bool:
@@ -106,7 +118,7 @@ def build_analyzer(
         raise MissingDependencyError("presidio-analyzer") from exc
     import logging
 
-    # Presidio logs a warning per recognizer whose language is not loaded; they are not ours to show.
+    # Presidio logs a warning per recognizer whose language is not loaded: not ours to show.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     if nlp is None:
         nlp, description, ner = load_spacy(lang)
@@ -123,7 +135,7 @@ def build_analyzer(
                 supported_entity=spec.entity,
                 name=spec.name,
                 patterns=[Pattern(p.name, p.regex, p.score) for p in spec.patterns],
-                context=list(spec.context) or None,
+                context=list(spec.context),
                 supported_language=lang,
             )
         )

@@ -1,28 +1,59 @@
-"""FMFL-P01: PII in the synthetic data the FM returned to each client (Presidio).
+"""FMFL-P01: PII in what the FM returned (synthetic data, distillation outputs) and in what clients
+sent to a third-party FM (Presidio).
 
-Counts per entity type and client; severity by entity class (government and financial identifiers
-critical, contact details high, names and places medium); evidence is `path:line` plus an excerpt in
-which every detected span is replaced by its entity type.
+Sources scanned:
+- every client's `synthetic_data` (subject `client:ID`, finding key = the entity type);
+- `foundation_model.teacher_predictions` when its records carry text (subject `fm`, key
+  `teacher:ENTITY`); records without a string text field are counted, not scanned;
+- every client's `prompts` when the FM is run by a third party (`provider.third_party` or placement
+  `third-party-api`): PII in them has left the federation (subject `client:ID`, key
+  `prompts:ENTITY`).
+
+Counts per entity type, source and client; severity by entity class (government and financial
+identifiers critical, contact details high, names and places medium). Rule packs can add pattern
+recognizers for identifiers Presidio lacks (student ids, medical record numbers) with context words.
+Evidence is `path:line` plus an excerpt in which every detected span is replaced by its entity type.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
-from fmfl_audit.checkers.privacy._presidio import RecognizerSpec, build_analyzer
+from fmfl_audit.checkers.privacy._presidio import Analyzer, RecognizerSpec, build_analyzer
 from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
 from fmfl_audit.redact import redact_spans
 
 GOVERNMENT_AND_FINANCIAL = (
-    "US_SSN", "US_ITIN", "US_PASSPORT", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "CREDIT_CARD",
-    "IBAN_CODE", "CRYPTO", "UK_NHS", "UK_NINO", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE",
-    "IT_PASSPORT", "IT_IDENTITY_CARD", "IN_AADHAAR", "IN_PAN", "SG_NRIC_FIN", "AU_TFN",
-    "AU_MEDICARE", "MEDICAL_LICENSE",
+    "US_SSN",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_DRIVER_LICENSE",
+    "US_BANK_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "CRYPTO",
+    "UK_NHS",
+    "UK_NINO",
+    "ES_NIF",
+    "ES_NIE",
+    "IT_FISCAL_CODE",
+    "IT_PASSPORT",
+    "IT_IDENTITY_CARD",
+    "IN_AADHAAR",
+    "IN_PAN",
+    "SG_NRIC_FIN",
+    "AU_TFN",
+    "AU_MEDICARE",
+    "MEDICAL_LICENSE",
+    "MEDICAL_RECORD_NUMBER",
 )
 CONTACT = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 NAMES_AND_PLACES = ("PERSON", "LOCATION", "NRP")
@@ -33,6 +64,51 @@ def _default_severities() -> dict[str, Severity]:
     table.update({e: Severity.HIGH for e in CONTACT})
     table.update({e: Severity.MEDIUM for e in NAMES_AND_PLACES})
     return table
+
+
+def third_party_fm(deployment: Deployment) -> bool:
+    """True when the FM is run by someone outside the deployment (prompts leave the federation)."""
+    fm = deployment.manifest.foundation_model
+    if fm is None:
+        return False
+    return fm.placement == "third-party-api" or bool(fm.provider and fm.provider.third_party)
+
+
+def shared_analyzer(
+    ctx: CheckContext, *, language: str, recognizers: Sequence[RecognizerSpec]
+) -> Analyzer:
+    """The scan's Presidio analyzer for this language and recognizer set (built once per scan)."""
+    recs = tuple(recognizers)
+    key = f"presidio:{language}:{recs!r}"
+    return ctx.cache.get(key, lambda: build_analyzer(lang=language, extra=recs))  # type: ignore[no-any-return,unused-ignore]
+
+
+def analyze_texts(
+    engine: Any,
+    texts: list[str],
+    *,
+    language: str,
+    min_score: float,
+    entities: Sequence[str] | None,
+    exclude: Sequence[str],
+    batch_size: int,
+) -> list[list[Any]]:
+    """Presidio results per text (spaCy runs once per batch), filtered by score and entity type."""
+    artifacts = engine.nlp_engine.process_batch(
+        texts=texts, language=language, batch_size=batch_size
+    )
+    wanted = list(entities) if entities else None
+    out: list[list[Any]] = []
+    for text, nlp_artifacts in zip(texts, (a for _, a in artifacts), strict=True):
+        results = engine.analyze(
+            text=text,
+            language=language,
+            entities=wanted,
+            nlp_artifacts=nlp_artifacts,
+            score_threshold=min_score,
+        )
+        out.append([r for r in results if r.entity_type not in exclude])
+    return out
 
 
 class PiiParams(CheckerParams):
@@ -47,7 +123,7 @@ class PiiParams(CheckerParams):
         description="Entity types never reported (URLs and dates are rarely personal).",
     )
     max_count: int = Field(
-        default=0, ge=0, description="Values of one entity type tolerated per client."
+        default=0, ge=0, description="Values of one entity type tolerated per client and source."
     )
     severity_by_entity: dict[str, Severity] = Field(default_factory=_default_severities)
     default_severity: Severity = Field(
@@ -56,100 +132,175 @@ class PiiParams(CheckerParams):
     recognizers: tuple[RecognizerSpec, ...] = Field(
         default=(), description="Extra pattern recognizers (e.g. student IDs)."
     )
+    scan_teacher_outputs: bool = Field(
+        default=True, description="Scan foundation_model.teacher_predictions records with text."
+    )
+    scan_third_party_prompts: bool = Field(
+        default=True, description="Scan client prompts when the FM provider is a third party."
+    )
     max_examples: int = Field(default=3, ge=0, le=20, description="Evidence items per finding.")
     batch_size: int = Field(default=256, ge=1)
     language: str = "en"
 
 
+@dataclass
+class _Tally:
+    """Counts of one scanned source."""
+
+    scanned: int = 0
+    without_text: int = 0
+    with_pii: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[Evidence]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One data source to scan and how its results are reported."""
+
+    source: DataSource
+    subject: str
+    key_prefix: str
+    metric_prefix: str
+    what: str
+    text_optional: bool = False
+
+
 class PiiChecker(Checker):
-    """Ensure the synthetic data returned by the FM contains no personal data."""
+    """Ensure the synthetic data and outputs returned by the FM contain no personal data."""
 
     id: ClassVar[str] = "FMFL-P01"
     title: ClassVar[str] = "Ensure synthetic data and FM outputs contain no PII"
     area: ClassVar[Area] = Area.PRIVACY
     threat: ClassVar[str] = "top-down disclosure"
-    inputs: ClassVar[tuple[str, ...]] = ("clients[].synthetic_data",)
+    inputs: ClassVar[tuple[str, ...]] = (
+        "clients[].synthetic_data",
+        "foundation_model.teacher_predictions",
+        "clients[].prompts (third-party FM)",
+    )
     Params = PiiParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        if not clients_with(deployment, "synthetic_data"):
-            return ["clients[].synthetic_data"]
-        return []
+        fm = deployment.manifest.foundation_model
+        if clients_with(deployment, "synthetic_data"):
+            return []
+        if fm is not None and fm.teacher_predictions is not None:
+            return []
+        if third_party_fm(deployment) and clients_with(deployment, "prompts"):
+            return []
+        return ["clients[].synthetic_data"]
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, PiiParams)
-        key = f"presidio:{params.language}:{params.recognizers!r}"
-        analyzer = ctx.cache.get(
-            key, lambda: build_analyzer(lang=params.language, extra=params.recognizers)
-        )
+        analyzer = shared_analyzer(ctx, language=params.language, recognizers=params.recognizers)
         out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
-        clients = clients_with(ctx.deployment, "synthetic_data")
-        ctx.progress.set_total(len(clients))
-        for client in clients:
-            self._scan_client(ctx, params, analyzer.engine, client, out)
+        sources = self._sources(ctx.deployment, params)
+        ctx.progress.set_total(len(sources))
+        for src in sources:
+            tally = self._scan(ctx, params, analyzer.engine, src)
+            self._report(params, src, tally, out)
             ctx.progress.advance()
         return out
 
-    def _scan_client(
-        self, ctx: CheckContext, params: PiiParams, engine: Any, client: Any, out: CheckOutput
-    ) -> None:
-        counts: Counter[str] = Counter()
-        examples: dict[str, list[Evidence]] = defaultdict(list)
-        scanned = with_pii = 0
-        entities = list(params.entities) if params.entities else None
-        for batch in ctx.records(client.synthetic_data, batch_size=params.batch_size):
-            texts = [r.text or "" for r in batch]
-            artifacts = engine.nlp_engine.process_batch(
-                texts=texts, language=params.language, batch_size=params.batch_size
+    @staticmethod
+    def _sources(deployment: Deployment, params: PiiParams) -> list[_Source]:
+        out = [
+            _Source(c.synthetic_data, c.subject, "", "", f"the synthetic data of client {c.id}")
+            for c in clients_with(deployment, "synthetic_data")
+        ]
+        fm = deployment.manifest.foundation_model
+        if params.scan_teacher_outputs and fm is not None and fm.teacher_predictions is not None:
+            out.append(
+                _Source(
+                    fm.teacher_predictions,
+                    "fm",
+                    "teacher:",
+                    "teacher_",
+                    "the FM's distillation outputs",
+                    text_optional=True,
+                )
             )
-            for rec, (text, nlp_artifacts) in zip(batch, artifacts, strict=True):
-                scanned += 1
-                results = [
-                    r
-                    for r in engine.analyze(
-                        text=text,
-                        language=params.language,
-                        entities=entities,
-                        nlp_artifacts=nlp_artifacts,
-                        score_threshold=params.min_score,
-                    )
-                    if r.entity_type not in params.exclude_entities
-                ]
-                if not results:
+        if params.scan_third_party_prompts and third_party_fm(deployment):
+            out.extend(
+                _Source(
+                    c.prompts,
+                    c.subject,
+                    "prompts:",
+                    "prompts_",
+                    f"the prompts client {c.id} sent to the third-party FM",
+                )
+                for c in clients_with(deployment, "prompts")
+            )
+        return out
+
+    def _scan(self, ctx: CheckContext, params: PiiParams, engine: Any, src: _Source) -> _Tally:
+        tally = _Tally()
+        field_name = src.source.text_field
+        for batch in ctx.records(
+            src.source, batch_size=params.batch_size, require_text=not src.text_optional
+        ):
+            recs = batch
+            if src.text_optional:
+                recs = [r for r in batch if isinstance(r.data.get(field_name), str)]
+                tally.without_text += len(batch) - len(recs)
+            texts = [r.text if r.text is not None else str(r.data[field_name]) for r in recs]
+            if not texts:
+                continue
+            results = analyze_texts(
+                engine,
+                texts,
+                language=params.language,
+                min_score=params.min_score,
+                entities=params.entities,
+                exclude=params.exclude_entities,
+                batch_size=params.batch_size,
+            )
+            for rec, text, found in zip(recs, texts, results, strict=True):
+                tally.scanned += 1
+                if not found:
                     continue
-                with_pii += 1
-                spans = [(r.start, r.end, r.entity_type) for r in results]
-                for r in results:
-                    counts[r.entity_type] += 1
-                    ex = examples[r.entity_type]
+                tally.with_pii += 1
+                spans = [(r.start, r.end, r.entity_type) for r in found]
+                for r in found:
+                    tally.counts[r.entity_type] += 1
+                    ex = tally.examples[r.entity_type]
                     if len(ex) < params.max_examples and all(
                         e.location != rec.location for e in ex
                     ):
                         ex.append(
                             Evidence(location=rec.location, excerpt=redact_spans(text, spans))
                         )
-        subject = client.subject
-        out.metrics[subject] = {
-            "records_scanned": scanned,
-            "records_with_pii": with_pii,
-            "pii_rate": round(with_pii / scanned, 6) if scanned else 0.0,
-            "entities": dict(sorted(counts.items())),
-        }
-        for entity, n in sorted(counts.items()):
+        return tally
+
+    @staticmethod
+    def _report(params: PiiParams, src: _Source, tally: _Tally, out: CheckOutput) -> None:
+        p = src.metric_prefix
+        figures = out.metrics.setdefault(src.subject, {})
+        figures.update(
+            {
+                f"{p}records_scanned": tally.scanned,
+                f"{p}records_with_pii": tally.with_pii,
+                f"{p}pii_rate": round(tally.with_pii / tally.scanned, 6) if tally.scanned else 0.0,
+                f"{p}entities": dict(sorted(tally.counts.items())),
+            }
+        )
+        if src.text_optional:
+            figures[f"{p}records_without_text"] = tally.without_text
+        for entity, n in sorted(tally.counts.items()):
             if n <= params.max_count:
                 continue
             sev = params.severity_by_entity.get(entity, params.default_severity)
             out.findings.append(
                 FindingDraft(
-                    subject=subject,
-                    key=entity,
+                    subject=src.subject,
+                    key=f"{src.key_prefix}{entity}",
                     severity=sev,
                     confidence=Confidence.HIGH if n > 1 else Confidence.MEDIUM,
                     message=(
-                        f"{n} {entity} value(s) in the synthetic data of client {client.id} "
-                        f"({with_pii} of {scanned} records contain PII)"
+                        f"{n} {entity} value(s) in {src.what} "
+                        f"({tally.with_pii} of {tally.scanned} records contain PII)"
                     ),
-                    metric=Metric(name=f"{entity}_count", value=n, threshold=params.max_count),
-                    evidence=tuple(examples[entity]),
+                    metric=Metric(name=f"{p}{entity}_count", value=n, threshold=params.max_count),
+                    evidence=tuple(tally.examples[entity]),
                 )
             )
