@@ -26,7 +26,7 @@ class CheckerError(FmflAuditError):
 
 
 class MissingDependencyError(FmflAuditError):
-    """An optional dependency a checker needs is not installed; the rule is skipped with its name."""
+    """An optional dependency a checker needs is missing; the rule is skipped, naming it."""
 
     def __init__(self, package: str, *, extra: str | None = None) -> None:
         hint = f" (pip install 'fmfl-audit[{extra}]')" if extra else ""

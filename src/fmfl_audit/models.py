@@ -1,6 +1,6 @@
-"""The typed vocabulary shared by every subsystem: enums, findings, rule results and the audit report.
+"""The typed vocabulary shared by every subsystem: enums, findings, rule results, the report.
 
-Everything here is a frozen Pydantic model so that the JSON report is the canonical, schema-published
+Everything here is a frozen Pydantic model so that the JSON report is the canonical, published
 form (`fmfl-audit schema report`) and every renderer reads the same object.
 """
 
@@ -17,7 +17,7 @@ RuleId = NewType("RuleId", str)
 """A stable public rule identifier such as ``FMFL-P01`` (see THREATS.md)."""
 
 Subject = NewType("Subject", str)
-"""What a finding is about: ``client:school-b``, ``model:global-lm``, ``fm``, ``fm:system-prompt``."""
+"""What a finding is about: ``client:school-b``, ``model:global-lm``, ``fm:system-prompt``."""
 
 SCHEMA_VERSION = "1.0"
 """Version of the JSON report schema; bumped on any incompatible change."""

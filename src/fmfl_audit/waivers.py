@@ -1,4 +1,4 @@
-"""Apply waivers to findings: a waiver in force marks matching findings waived; an expired one warns."""
+"""Apply waivers: one in force marks matching findings waived; an expired one warns."""
 
 from __future__ import annotations
 

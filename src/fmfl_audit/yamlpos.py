@@ -2,7 +2,7 @@
 
 PyYAML's composer keeps marks on nodes; we build plain Python data from the node tree and a side
 table mapping each data path (``("clients", 0, "id")``) to its 1-based line and column. Duplicate
-keys, which PyYAML accepts silently, are errors here: a manifest with two `fail_on` keys is ambiguous.
+keys, which PyYAML accepts silently, are errors here: two `fail_on` keys are ambiguous.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 An audit tool must never execute code from the artifacts it audits, so:
 - weights are read from safetensors; a torch file is read only with `weights_only=True`;
-- transformers loads with `trust_remote_code=False`, `local_files_only=True`, `use_safetensors=True`;
+- transformers loads with `trust_remote_code=False`, `local_files_only=True` and
+  `use_safetensors=True`;
 - pickle-based files (.bin, .pt, .pth, .pkl, .ckpt) are never handed to `pickle.load`.
 
-Folder digest (what `checkpoint.sha256` pins for a folder): the sha256 of the text made of one line per
-regular file under the folder, sorted by POSIX relative path, each line `<relative path>\\0<sha256 of
-the file's bytes>\\n`. Symbolic links are rejected. A single file's digest is the sha256 of its bytes.
+Folder digest (what `checkpoint.sha256` pins for a folder): the sha256 of the text made of one
+line per regular file under the folder, sorted by POSIX relative path, each line
+`<relative path>\\0<sha256 of the file's bytes>\\n`. Symbolic links are rejected. A single file's
+digest is the sha256 of its bytes.
 """
 
 from __future__ import annotations

@@ -92,6 +92,6 @@ class TerminalRenderer(Renderer):
             for r in not_run:
                 why = r.skip_reason or r.error or ""
                 con.print(f"  {r.id} {r.outcome.value}: {escape(why)}", style="dim")
-        for w in report.warnings:
-            con.print(f"[yellow]warning:[/] {escape(w)}")
+        for warning in report.warnings:
+            con.print(f"[yellow]warning:[/] {escape(warning)}")
         return buf.getvalue()

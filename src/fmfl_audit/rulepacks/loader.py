@@ -16,7 +16,7 @@ from fmfl_audit.yamlpos import read_text, suggest
 
 
 def builtin_rules_dir() -> Path:
-    """The shipped `rules/` folder: package data in a wheel, the repository's top level in a checkout."""
+    """The shipped `rules/` folder: package data in a wheel, the top-level folder in a checkout."""
     packaged = importlib.resources.files("fmfl_audit") / "rules"
     if packaged.is_dir():
         return Path(str(packaged))

@@ -30,7 +30,7 @@ class GradingPolicy(StrictModel):
     """How rule outcomes become area scores and letters (documented in the README)."""
 
     severity_penalty: dict[Severity, float] = Field(
-        description="Share of a failed rule's weight lost, by its worst unwaived finding's severity."
+        description="Share of a failed rule's weight lost, by its worst unwaived severity."
     )
     bands: tuple[GradeBand, ...] = Field(description="Letters by minimum score, best first.")
     critical_cap: Grade = Field(
