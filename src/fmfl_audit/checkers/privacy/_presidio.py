@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from fmfl_audit.checkers.base import CheckerParams
+from fmfl_audit.checkers.base import CheckContext, CheckerParams
 from fmfl_audit.errors import MissingDependencyError
 
 SPACY_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
@@ -141,3 +141,40 @@ def build_analyzer(
         )
     analyzer = AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=[lang])
     return Analyzer(engine=analyzer, description=f"Presidio with {description}", ner=ner)
+
+
+def shared_analyzer(
+    ctx: CheckContext, *, language: str, recognizers: Sequence[RecognizerSpec]
+) -> Analyzer:
+    """The scan's Presidio analyzer for this language and recognizer set (built once per scan)."""
+    recs = tuple(recognizers)
+    key = f"presidio:{language}:{recs!r}"
+    return ctx.cache.get(key, lambda: build_analyzer(lang=language, extra=recs))  # type: ignore[no-any-return,unused-ignore]
+
+
+def analyze_texts(
+    engine: Any,
+    texts: list[str],
+    *,
+    language: str,
+    min_score: float,
+    entities: Sequence[str] | None,
+    exclude: Sequence[str],
+    batch_size: int,
+) -> list[list[Any]]:
+    """Presidio results per text (spaCy runs once per batch), filtered by score and entity type."""
+    artifacts = engine.nlp_engine.process_batch(
+        texts=texts, language=language, batch_size=batch_size
+    )
+    wanted = list(entities) if entities else None
+    out: list[list[Any]] = []
+    for text, nlp_artifacts in zip(texts, (a for _, a in artifacts), strict=True):
+        results = engine.analyze(
+            text=text,
+            language=language,
+            entities=wanted,
+            nlp_artifacts=nlp_artifacts,
+            score_threshold=min_score,
+        )
+        out.append([r for r in results if r.entity_type not in exclude])
+    return out

@@ -18,18 +18,21 @@ Evidence is `path:line` plus an excerpt in which every detected span is replaced
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
-from fmfl_audit.checkers.privacy._presidio import Analyzer, RecognizerSpec, build_analyzer
+from fmfl_audit.checkers.privacy._evidence import scrub
+from fmfl_audit.checkers.privacy._presidio import (
+    RecognizerSpec,
+    analyze_texts,
+    shared_analyzer,
+)
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
-from fmfl_audit.redact import redact_spans
 
 GOVERNMENT_AND_FINANCIAL = (
     "US_SSN",
@@ -72,43 +75,6 @@ def third_party_fm(deployment: Deployment) -> bool:
     if fm is None:
         return False
     return fm.placement == "third-party-api" or bool(fm.provider and fm.provider.third_party)
-
-
-def shared_analyzer(
-    ctx: CheckContext, *, language: str, recognizers: Sequence[RecognizerSpec]
-) -> Analyzer:
-    """The scan's Presidio analyzer for this language and recognizer set (built once per scan)."""
-    recs = tuple(recognizers)
-    key = f"presidio:{language}:{recs!r}"
-    return ctx.cache.get(key, lambda: build_analyzer(lang=language, extra=recs))  # type: ignore[no-any-return,unused-ignore]
-
-
-def analyze_texts(
-    engine: Any,
-    texts: list[str],
-    *,
-    language: str,
-    min_score: float,
-    entities: Sequence[str] | None,
-    exclude: Sequence[str],
-    batch_size: int,
-) -> list[list[Any]]:
-    """Presidio results per text (spaCy runs once per batch), filtered by score and entity type."""
-    artifacts = engine.nlp_engine.process_batch(
-        texts=texts, language=language, batch_size=batch_size
-    )
-    wanted = list(entities) if entities else None
-    out: list[list[Any]] = []
-    for text, nlp_artifacts in zip(texts, (a for _, a in artifacts), strict=True):
-        results = engine.analyze(
-            text=text,
-            language=language,
-            entities=wanted,
-            nlp_artifacts=nlp_artifacts,
-            score_threshold=min_score,
-        )
-        out.append([r for r in results if r.entity_type not in exclude])
-    return out
 
 
 class PiiParams(CheckerParams):
@@ -267,9 +233,7 @@ class PiiChecker(Checker):
                     if len(ex) < params.max_examples and all(
                         e.location != rec.location for e in ex
                     ):
-                        ex.append(
-                            Evidence(location=rec.location, excerpt=redact_spans(text, spans))
-                        )
+                        ex.append(Evidence(location=rec.location, excerpt=scrub(ctx, text, spans)))
         return tally
 
     @staticmethod

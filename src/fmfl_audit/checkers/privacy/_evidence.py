@@ -1,0 +1,43 @@
+"""Evidence excerpts with every PII value and secret masked, whichever rule found the record.
+
+A rule redacts what it detected, but the same record may hold other sensitive values (an e-mail
+next to a leaked credential); reports must never show any of them. `scrub` runs the scan's shared
+Presidio analyzer (default recognizers) and the secret scanner over the excerpt's record and masks
+their spans together with the rule's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fmfl_audit.checkers.base import CheckContext
+from fmfl_audit.checkers.privacy._presidio import analyze_texts, shared_analyzer
+from fmfl_audit.checkers.privacy.secrets import DEFAULT_DISABLED, EXTRA_PATTERNS, SecretScanner
+from fmfl_audit.redact import redact_spans
+
+SCRUB_MIN_SCORE = 0.3
+"""Lower than the rules' thresholds: masking a little too much in an excerpt is harmless."""
+
+
+def scrub(ctx: CheckContext, text: str, spans: Iterable[tuple[int, int, str]] = ()) -> str:
+    """`redact_spans(text, spans)` plus every PII and secret span found in `text`."""
+    analyzer = shared_analyzer(ctx, language="en", recognizers=())
+    found = analyze_texts(
+        analyzer.engine,
+        [text],
+        language="en",
+        min_score=SCRUB_MIN_SCORE,
+        entities=None,
+        exclude=("DATE_TIME", "URL"),
+        batch_size=1,
+    )[0]
+    scanner = ctx.cache.get(
+        "secrets:evidence",
+        lambda: SecretScanner(disabled=DEFAULT_DISABLED, extra=dict(EXTRA_PATTERNS)),
+    )
+    own = list(spans)
+    extra = [(r.start, r.end, r.entity_type) for r in found]
+    extra += [(h.start, h.end, h.kind.upper().replace(" ", "_")) for h in scanner.scan(text)]
+    # The rule's own labels win where spans overlap; the rest are masked too.
+    merged = own + [x for x in extra if not any(x[0] < e and s < x[1] for s, e, _ in own)]
+    return redact_spans(text, merged)

@@ -1,0 +1,304 @@
+"""FMFL-P06: cross-client leakage through the FM, as a source-owner x receiving-client matrix.
+
+One pass over every *source* builds a keyed shingle index (see `_shingles`): each client's prompts
+and private sample (or, in its place, the client's fingerprint file, with identical results) and the
+server's `foundation_model.sensitive_data` (owner `fm:server`). A second pass probes every client's
+synthetic data: a k-word shingle of a synthetic record delivered to client R that the index holds
+for owner S counts towards S -> R, unless R itself holds the shingle (text R sent or holds may
+come back to R: that is not leakage). Consecutive leaked shingles of one owner form one *leaked
+span*.
+
+Cost: hashing is linear in the number of words; the index is sorted numpy arrays (about 16 bytes
+per distinct shingle, plus a 1-byte-per-shingle bitmap pre-filter), probes are batched look-ups
+(bitmap, then `searchsorted` for the few candidates), so memory does not grow with the synthetic
+data. Evidence masks the leaked span (`<LEAKED_FROM:owner>`) and every PII value or secret in the
+record (`_evidence.scrub`); no leaked text is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
+from fmfl_audit.checkers.privacy._evidence import scrub
+from fmfl_audit.checkers.privacy._shingles import (
+    KEY_ENV,
+    HashSet,
+    LeakIndex,
+    LeakIndexBuilder,
+    ShingleHasher,
+    key_check,
+    load_key,
+    normalised_words,
+    read_fingerprint,
+    word_offsets,
+)
+from fmfl_audit.errors import CheckerError
+from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
+
+SERVER = "fm:server"
+"""Owner name of the server's sensitive data (no client id can contain a colon)."""
+
+
+class LeakageParams(CheckerParams):
+    """Settings of FMFL-P06."""
+
+    k: int = Field(default=8, ge=3, le=64, description="Words per shingle.")
+    min_leaked_spans: int = Field(
+        default=1, ge=1, description="Leaked spans from one owner to one client that fire."
+    )
+    common_min_owners: int | None = Field(
+        default=None,
+        ge=2,
+        description="Ignore shingles held by at least this many owners (shared boilerplate such "
+        "as prompt templates); null keeps every shingle.",
+    )
+    key_env: str = Field(
+        default=KEY_ENV, description="Environment variable with the shared fingerprint key."
+    )
+    key_file: Path | None = Field(
+        default=None, description="File with the shared key (relative to the manifest folder)."
+    )
+    server_severity: Severity = Field(
+        default=Severity.CRITICAL, description="Severity of server sensitive data leaking."
+    )
+    max_examples: int = Field(default=3, ge=0, le=20)
+    batch_size: int = Field(default=2048, ge=1)
+
+
+class LeakageChecker(Checker):
+    """Ensure one client's data (and the server's sensitive data) does not reach other clients."""
+
+    id: ClassVar[str] = "FMFL-P06"
+    title: ClassVar[str] = "Ensure one client's data does not reach another client through the FM"
+    area: ClassVar[Area] = Area.PRIVACY
+    threat: ClassVar[str] = "bottom-up propagation"
+    inputs: ClassVar[tuple[str, ...]] = (
+        "clients[].prompts | clients[].private_sample | clients[].fingerprint",
+        "foundation_model.sensitive_data",
+        "clients[].synthetic_data",
+    )
+    Params = LeakageParams
+
+    def missing_inputs(self, deployment: Deployment) -> list[str]:
+        missing = []
+        if not clients_with(deployment, "synthetic_data"):
+            missing.append("clients[].synthetic_data")
+        fm = deployment.manifest.foundation_model
+        has_source = any(
+            c.prompts or c.private_sample or c.fingerprint for c in deployment.manifest.clients
+        ) or (fm is not None and fm.sensitive_data is not None)
+        if not has_source:
+            missing.append("clients[].prompts, private_sample or fingerprint")
+        return missing
+
+    def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
+        assert isinstance(params, LeakageParams)
+        out = CheckOutput()
+        key = self._key(ctx, params)
+        index, indexed = self._index(ctx, params, key, out)
+        out.metrics["federation"] = {
+            "sources_indexed": indexed,
+            "distinct_shingles": len(index.hashes),
+            "k": params.k,
+        }
+        matrix: dict[str, Counter[str]] = defaultdict(Counter)
+        for client in clients_with(ctx.deployment, "synthetic_data"):
+            self._probe(ctx, params, key, index, client, matrix, out)
+            ctx.progress.advance()
+        out.metrics["federation"]["leakage_matrix"] = {
+            src: dict(sorted(row.items())) for src, row in sorted(matrix.items())
+        }
+        return out
+
+    @staticmethod
+    def _key(ctx: CheckContext, params: LeakageParams) -> bytes:
+        key_file = params.key_file
+        if key_file is not None and not key_file.is_absolute():
+            key_file = ctx.deployment.base_dir / key_file
+        key = load_key(key_file=key_file, env=params.key_env)
+        if key is not None:
+            return key
+        if any(c.fingerprint and not c.private_sample for c in ctx.deployment.manifest.clients):
+            raise CheckerError(
+                f"clients give fingerprints but no fingerprint key is set: put the key shared "
+                f"with the clients in ${params.key_env} or in the rule's `key_file`"
+            )
+        # Raw data only: any key gives the same matches; a fresh one keeps the in-memory index
+        # useless to anyone who dumps it.
+        return os.urandom(32)
+
+    def _index(
+        self, ctx: CheckContext, params: LeakageParams, key: bytes, out: CheckOutput
+    ) -> tuple[LeakIndex, dict[str, dict[str, int]]]:
+        builder = LeakIndexBuilder()
+        hasher = ShingleHasher(key, params.k)
+        indexed: dict[str, dict[str, int]] = {}
+        manifest = ctx.deployment.manifest
+        total = sum(1 for c in manifest.clients if c.synthetic_data) + len(manifest.clients) + 1
+        ctx.progress.set_total(total)
+        for client in manifest.clients:
+            owner = builder.owner(client.id)
+            sources = [("prompts", client.prompts), ("private", client.private_sample)]
+            for kind, source in sources:
+                if source is None:
+                    continue
+                records = 0
+                hs = HashSet()
+                for batch in ctx.records(source, batch_size=params.batch_size):
+                    records += len(batch)
+                    hs.add(hasher.hashes([r.text or "" for r in batch]))
+                arr = hs.array()
+                builder.add(owner, arr)
+                indexed[f"{client.id}:{kind}"] = {"records": records, "shingles": len(arr)}
+            if client.fingerprint is not None and client.private_sample is None:
+                fp = read_fingerprint(client.fingerprint, ctx.display(client.fingerprint))
+                if fp.k != params.k:
+                    raise CheckerError(
+                        f"{ctx.display(client.fingerprint)}: fingerprint made with k={fp.k}, "
+                        f"the rule uses k={params.k}; re-run `fmfl-audit fingerprint --k "
+                        f"{params.k}`"
+                    )
+                if fp.key_check != key_check(key):
+                    raise CheckerError(
+                        f"{ctx.display(client.fingerprint)}: fingerprint made with another key "
+                        "than the auditor's (key_check differs)"
+                    )
+                builder.add(owner, fp.hashes)
+                indexed[f"{client.id}:private"] = {
+                    "records": fp.records,
+                    "shingles": len(fp.hashes),
+                }
+                out.notes.append(f"client {client.id}: private data from its fingerprint")
+            ctx.progress.advance()
+        fm = manifest.foundation_model
+        if fm is not None and fm.sensitive_data is not None:
+            owner = builder.owner(SERVER)
+            records = 0
+            for batch in ctx.records(fm.sensitive_data, batch_size=params.batch_size):
+                records += len(batch)
+                builder.add(owner, hasher.hashes([r.text or "" for r in batch]))
+            indexed["fm:sensitive_data"] = {
+                "records": records,
+                "shingles": len(builder.sets[owner].array()),
+            }
+        ctx.progress.advance()
+        return builder.build(), indexed
+
+    def _probe(
+        self,
+        ctx: CheckContext,
+        params: LeakageParams,
+        key: bytes,
+        index: LeakIndex,
+        client: Any,
+        matrix: dict[str, Counter[str]],
+        out: CheckOutput,
+    ) -> None:
+        import numpy as np
+
+        owners = index.owners
+        hasher = ShingleHasher(key, params.k)
+        me = owners.index(client.id) if client.id in owners else None
+        spans_from: Counter[str] = Counter()
+        examples: dict[str, list[Evidence]] = defaultdict(list)
+        probed = leaking = 0
+        for batch in ctx.records(client.synthetic_data, batch_size=params.batch_size):
+            words = [normalised_words(r.text or "") for r in batch]
+            digests = [hasher.digests(ws) for ws in words]
+            counts = np.array([len(d) // 8 for d in digests], dtype=np.int64)
+            masks = index.lookup(np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64))
+            probed += len(batch)
+            starts = np.r_[0, np.cumsum(counts)]
+            # Only records with at least one indexed shingle need a closer look.
+            record_of_row = np.repeat(np.arange(len(batch)), counts)
+            for j in np.unique(record_of_row[masks.any(axis=1)]):
+                rec = batch[int(j)]
+                runs = self._leaked_runs(index, masks[starts[j] : starts[j + 1]], me, params)
+                if not runs:
+                    continue
+                leaking += 1
+                for owner_i, spans in sorted(runs.items()):
+                    name = owners[owner_i]
+                    spans_from[name] += len(spans)
+                    if len(examples[name]) < params.max_examples:
+                        excerpt = _excerpt(
+                            ctx, rec.text or "", len(words[j]), spans, name, params.k
+                        )
+                        examples[name].append(Evidence(location=rec.location, excerpt=excerpt))
+        for name, n in spans_from.items():
+            matrix[name][client.id] += n
+        out.metrics[client.subject] = {
+            "synthetic_records_probed": probed,
+            "records_with_leaked_spans": leaking,
+            "leaked_spans_from": dict(sorted(spans_from.items())),
+        }
+        for name, n in sorted(spans_from.items()):
+            if n < params.min_leaked_spans:
+                continue
+            src_desc = (
+                "the server's sensitive data"
+                if name == SERVER
+                else f"client {name}'s prompts or private records"
+            )
+            out.findings.append(
+                FindingDraft(
+                    subject=client.subject,
+                    key=f"from:{name}",
+                    severity=params.server_severity if name == SERVER else None,
+                    confidence=Confidence.HIGH,
+                    message=(
+                        f"{n} span(s) of {src_desc} (>= {params.k} words each) appear in the "
+                        f"synthetic data delivered to client {client.id}"
+                    ),
+                    metric=Metric(name="leaked_spans", value=n, threshold=params.min_leaked_spans),
+                    evidence=tuple(examples[name]),
+                )
+            )
+
+    @staticmethod
+    def _leaked_runs(
+        index: LeakIndex, rec_masks: Any, me: int | None, params: LeakageParams
+    ) -> dict[int, list[tuple[int, int]]]:
+        """Owner -> [(first shingle, last shingle)] runs of consecutive leaked shingles."""
+        import numpy as np
+
+        hit_rows = np.flatnonzero(rec_masks.any(axis=1))
+        positions: dict[int, list[int]] = defaultdict(list)
+        for i in hit_rows:
+            holders = list(index.owners_of(rec_masks[i]))
+            if me is not None and me in holders:
+                continue
+            if params.common_min_owners is not None and len(holders) >= params.common_min_owners:
+                continue
+            for h in holders:
+                positions[h].append(int(i))
+        runs: dict[int, list[tuple[int, int]]] = {}
+        for owner, pos in positions.items():
+            spans: list[tuple[int, int]] = []
+            for p in pos:
+                if spans and p == spans[-1][1] + 1:
+                    spans[-1] = (spans[-1][0], p)
+                else:
+                    spans.append((p, p))
+            runs[owner] = spans
+        return runs
+
+
+def _excerpt(
+    ctx: CheckContext, text: str, n_words: int, spans: list[tuple[int, int]], name: str, k: int
+) -> str:
+    """The record with each leaked span masked (all of it when offsets cannot be aligned)."""
+    label = f"LEAKED_FROM:{name}"
+    offsets = word_offsets(text)
+    if len(offsets) != n_words:  # case folding split or merged a word: mask everything
+        return f"<{label}>"
+    red = [(offsets[a][0], offsets[b + k - 1][1], label) for a, b in spans]
+    return scrub(ctx, unicodedata.normalize("NFKC", text), red)
