@@ -23,7 +23,7 @@ def scrub(ctx: CheckContext, text: str, spans: Iterable[tuple[int, int, str]] = 
     """`redact_spans(text, spans)` plus every PII and secret span found in `text`."""
     analyzer = shared_analyzer(ctx, language="en", recognizers=())
     found = analyze_texts(
-        analyzer.engine,
+        analyzer,
         [text],
         language="en",
         min_score=SCRUB_MIN_SCORE,

@@ -175,7 +175,7 @@ class ConfigurationChecker(Checker):
             for batch in ctx.records(client.prompts, batch_size=params.batch_size):
                 texts = [r.text or "" for r in batch]
                 results = analyze_texts(
-                    analyzer.engine,
+                    analyzer,
                     texts,
                     language=params.language,
                     min_score=params.min_score,

@@ -163,7 +163,7 @@ class PiiChecker(Checker):
         sources = self._sources(ctx.deployment, params)
         ctx.progress.set_total(len(sources))
         for src in sources:
-            tally = self._scan(ctx, params, analyzer.engine, src)
+            tally = self._scan(ctx, params, analyzer, src)
             self._report(params, src, tally, out)
             ctx.progress.advance()
         return out
@@ -199,7 +199,7 @@ class PiiChecker(Checker):
             )
         return out
 
-    def _scan(self, ctx: CheckContext, params: PiiParams, engine: Any, src: _Source) -> _Tally:
+    def _scan(self, ctx: CheckContext, params: PiiParams, analyzer: Any, src: _Source) -> _Tally:
         tally = _Tally()
         field_name = src.source.text_field
         for batch in ctx.records(
@@ -213,13 +213,14 @@ class PiiChecker(Checker):
             if not texts:
                 continue
             results = analyze_texts(
-                engine,
+                analyzer,
                 texts,
                 language=params.language,
                 min_score=params.min_score,
                 entities=params.entities,
                 exclude=params.exclude_entities,
                 batch_size=params.batch_size,
+                workers=ctx.workers,
             )
             for rec, text, found in zip(recs, texts, results, strict=True):
                 tally.scanned += 1

@@ -79,7 +79,7 @@ class PropagationChecker(Checker):
         seen: dict[bytes, set[str]] = defaultdict(set)
         for client in senders:
             n = 0
-            for _rec, text, found in self._scan(ctx, params, analyzer.engine, client.prompts):
+            for _rec, text, found in self._scan(ctx, params, analyzer, client.prompts):
                 for r in found:
                     h = self._hash(text[r.start : r.end], key, params)
                     if h is not None:
@@ -88,15 +88,17 @@ class PropagationChecker(Checker):
             out.metrics.setdefault(client.subject, {})["prompt_pii_values"] = n
             ctx.progress.advance()
         for client in receivers:
-            self._probe(ctx, params, analyzer.engine, key, seen, client, out)
+            self._probe(ctx, params, analyzer, key, seen, client, out)
             ctx.progress.advance()
         return out
 
-    def _scan(self, ctx: CheckContext, params: PropagationParams, engine: Any, source: Any) -> Any:
+    def _scan(
+        self, ctx: CheckContext, params: PropagationParams, analyzer: Any, source: Any
+    ) -> Any:
         for batch in ctx.records(source, batch_size=params.batch_size):
             texts = [r.text or "" for r in batch]
             found = analyze_texts(
-                engine,
+                analyzer,
                 texts,
                 language=params.language,
                 min_score=params.min_score,
@@ -117,7 +119,7 @@ class PropagationChecker(Checker):
         self,
         ctx: CheckContext,
         params: PropagationParams,
-        engine: Any,
+        analyzer: Any,
         key: bytes,
         seen: dict[bytes, set[str]],
         client: Any,
@@ -127,7 +129,7 @@ class PropagationChecker(Checker):
         by_entity: dict[str, Counter[str]] = defaultdict(Counter)
         examples: dict[str, list[Evidence]] = defaultdict(list)
         scanned = 0
-        for rec, text, found in self._scan(ctx, params, engine, client.synthetic_data):
+        for rec, text, found in self._scan(ctx, params, analyzer, client.synthetic_data):
             scanned += 1
             spans = [(r.start, r.end, r.entity_type) for r in found]
             for r in found:
