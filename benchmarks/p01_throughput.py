@@ -104,9 +104,8 @@ def main() -> None:
         rows.append((f"fmfl-audit P01 (workers={workers})", t, t_anchor / t, same))
 
     n_found = sum(len(e) for e in expected)
-    print(
-        f"{args.records} records, {args.pii_share:.0%} with a PII sentence, {n_found} entities found"
-    )
+    share = f"{args.pii_share:.0%}"
+    print(f"{args.records} records, {share} with a PII sentence, {n_found} entities found")
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )

@@ -31,18 +31,18 @@ def test_required_chars_table(pattern: str, expected: set[str] | None) -> None:
 
 
 @pytest.fixture(scope="module")
-def analyzer():  # noqa: ANN201
+def analyzer():
     return build_analyzer(lang="en")
 
 
-def _key(results: list[list]) -> list[list[tuple]]:  # noqa: ANN001
+def _key(results: list[list]) -> list[list[tuple]]:
     return [
         sorted((r.start, r.end, r.entity_type, round(r.score, 6)) for r in rs) for rs in results
     ]
 
 
 @pytest.mark.slow
-def test_identical_to_batch_analyzer_engine_on_real_pii(analyzer, shared_data: Path) -> None:  # noqa: ANN001
+def test_identical_to_batch_analyzer_engine_on_real_pii(analyzer, shared_data: Path) -> None:
     from presidio_analyzer import BatchAnalyzerEngine
 
     rows = json.loads((shared_data / "pii_presidio_synth" / "synth_dataset_v2.json").read_text())
