@@ -129,7 +129,7 @@ def test_torch_files_are_read_weights_only_and_never_execute(tmp_path: Path) -> 
 
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.bin"
-    evil.write_bytes(pickle.dumps({"w": _Payload(marker)}))
+    evil.write_bytes(pickle.dumps({"w": _Payload(marker)}, protocol=2))
     with pytest.raises(InputError, match="refused to load"):
         load_state_dict(evil)
     assert not marker.exists()
