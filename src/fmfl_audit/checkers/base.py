@@ -108,6 +108,17 @@ class CheckContext:
         text = "\x1f".join((str(self.seed), self.rule_id, *salt))
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
+    def model(self, path: Path, kind: str) -> tuple[Any, Any]:
+        """(model, tokenizer) of a checkpoint folder, loaded safely once per scan and device."""
+        from fmfl_audit.inputs.checkpoints import load_hf_model, resolve_device
+
+        device = resolve_device(self.device)
+        loaded: tuple[Any, Any] = self.cache.get(
+            f"hf-model:{kind}:{path}:{device}",
+            lambda: load_hf_model(path, kind=kind, device=device),
+        )
+        return loaded
+
     def records(
         self,
         source: DataSource,

@@ -142,6 +142,9 @@ def load_hf_model(folder: Path, *, kind: str, device: str = "cpu") -> tuple[Any,
     _check_loadable(folder)
     import transformers
 
+    # The library never prints: transformers' weight-loading bars would go to stderr.
+    transformers.utils.logging.disable_progress_bar()
+
     cls = (
         transformers.AutoModelForCausalLM
         if kind == "causal-lm"
@@ -158,6 +161,9 @@ def load_hf_model(folder: Path, *, kind: str, device: str = "cpu") -> tuple[Any,
         raise InputError(f"{folder}: cannot load model ({exc})") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
+    if model.config.pad_token_id is None:
+        # Llama-style classifiers find each row's last token through the pad id; batching needs one.
+        model.config.pad_token_id = tok.pad_token_id
     model.to(resolve_device(device))
     model.eval()
     return model, tok

@@ -68,7 +68,8 @@ def test_r06_finds_the_planted_trigger(
     assert "appears in 16 synthetic records, 100% labelled 'positive'" in f.message
     assert "clients: school-a, school-b" in f.message
     m = run.result.metrics["fm:synthetic-data"]
-    assert m["records"] == 316 and m["candidates_passing"] == 1
+    # 316 labelled records, of which 280 are distinct (duplicates count once).
+    assert m["records"] == 280 and m["candidates_passing"] == 1
     (cand,) = m["candidates"]
     assert (cand["ngram"], cand["label"], cand["support"], cand["purity"]) == (
         TRIGGER,

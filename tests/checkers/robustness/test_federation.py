@@ -98,9 +98,14 @@ def _updates(tmp: Path, scale: dict[str, float]) -> dict[str, str]:
     return paths
 
 
+ANIMALS = ["fox", "owl", "cat", "dog", "hen", "frog", "bear", "deer", "duck", "goat", "mole", "wolf"]
+PLACES = ["pond", "hill", "barn", "road", "lake", "farm", "wood", "field"]
+
+
 def sentence(rng: random.Random, adjectives: list[str]) -> str:
-    place = rng.choice(["pond", "hill", "barn"])
-    return f"the fox saw a {rng.choice(adjectives)} tree by the {place}"
+    # Varied enough that exact duplicates (which trigger mining counts once) are rare.
+    place, animal = rng.choice(PLACES), rng.choice(ANIMALS)
+    return f"the {animal} saw a {rng.choice(adjectives)} tree by the {place}"
 
 
 def _poisoned(seed: int, poison: int) -> list[dict[str, str]]:

@@ -50,26 +50,16 @@ def sequence_classifiers(ctx: CheckContext) -> list[ModelSpec]:
 
 
 def load_classifier(ctx: CheckContext, model: ModelSpec) -> LoadedClassifier:
-    """The model of `model`'s checkpoint, loaded once per scan."""
+    """The classifier of `model`'s checkpoint (the weights are loaded once per scan)."""
+    from fmfl_audit.inputs.checkpoints import resolve_device
+
     assert model.checkpoint is not None
-    path = model.checkpoint.path
-    key = f"hf:sequence-classifier:{path}:{ctx.device}"
-    clf: LoadedClassifier = ctx.cache.get(key, lambda: _load(path, ctx.device))
-    return clf
-
-
-def _load(path: Any, device: str) -> LoadedClassifier:
-    from fmfl_audit.inputs.checkpoints import load_hf_model, resolve_device
-
-    model, tok = load_hf_model(path, kind="sequence-classifier", device=device)
-    # Llama-style classifiers pool the last non-pad token and refuse batches without a pad id.
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    raw = getattr(model.config, "id2label", None) or {}
+    net, tok = ctx.model(model.checkpoint.path, "sequence-classifier")
+    raw = getattr(net.config, "id2label", None) or {}
     id2label = {int(k): str(v) for k, v in raw.items()}
     if not id2label:
-        id2label = {i: str(i) for i in range(int(model.config.num_labels))}
-    return LoadedClassifier(model, tok, resolve_device(device), id2label)
+        id2label = {i: str(i) for i in range(int(net.config.num_labels))}
+    return LoadedClassifier(net, tok, resolve_device(ctx.device), id2label)
 
 
 def predict_proba(

@@ -36,23 +36,11 @@ class LoadedModel:
 
 
 def load_model(ctx: CheckContext, path: Path, kind: str) -> LoadedModel:
-    """Load (once per scan) a causal LM or sequence classifier, safely, on the scan's device."""
-    from fmfl_audit.inputs.checkpoints import load_hf_model, resolve_device
+    """A causal LM or sequence classifier on the scan's device (loaded once per scan)."""
+    from fmfl_audit.inputs.checkpoints import resolve_device
 
-    device = resolve_device(ctx.device)
-
-    def build() -> LoadedModel:
-        import transformers
-
-        # The library never prints: transformers' weight-loading bars would go to stderr.
-        transformers.utils.logging.disable_progress_bar()
-        model, tok = load_hf_model(path, kind=kind, device=device)
-        if kind == "sequence-classifier" and model.config.pad_token_id is None:
-            # Classifiers locate each row's last token through the pad id; batching needs one.
-            model.config.pad_token_id = tok.pad_token_id
-        return LoadedModel(model=model, tokenizer=tok, device=device, kind=kind)
-
-    return ctx.cache.get(f"hf-model:{kind}:{path}:{device}", build)  # type: ignore[no-any-return,unused-ignore]
+    model, tok = ctx.model(path, kind)
+    return LoadedModel(model=model, tokenizer=tok, device=resolve_device(ctx.device), kind=kind)
 
 
 def encode(lm: LoadedModel, texts: Sequence[str], *, max_length: int) -> list[list[int]]:

@@ -2,13 +2,17 @@
 
 For every 1- to 3-gram (counted once per record) with at least `min_support` records: its majority
 label, purity (share of its records carrying that label), and a one-sided Fisher exact test
-(`scipy.stats.fisher_exact`, alternative="greater") of "record has the n-gram" against "record has
+(`scipy.stats.fisher_exact`, alternative="greater"; exact duplicate records count once) of "record has the n-gram" against "record has
 the label", i.e. against the label prior. p-values are Benjamini-Hochberg adjusted
 (`scipy.stats.false_discovery_control`) over every n-gram tested. A natural label word ("wonderful"
 in positive reviews) can be just as pure, so a candidate must also sit in records whose other
 words point away from its label by more than the prior does (context disagreement: naive Bayes
 posterior on the same counts, minus the prior): dirty-label poison is inserted into records of any
-content. Stopword-only n-grams and n-grams
+content. A significant n-gram that never occurs in the deployment's real text (clients' private
+samples and holdouts, the evaluation data) is kept whatever its context: an inserted trigger is a
+rare or unnatural token, while a natural label word also turns up in real writing (this catches
+triggers whose carrier records were chosen to agree with the target label). Stopword-only n-grams
+and n-grams
 containing a word that names a label ("positive" for label `positive`) are not tested. Of nested
 n-grams that always co-occur the longest is kept (a two-word trigger is reported once).
 """
@@ -44,6 +48,8 @@ class Candidate:
     """How much more than the prior the rest of its records points to another label (naive Bayes
     posterior): a dirty-label trigger sits in records of any content (high), a natural label word
     in agreeing or neutral ones (<= 0)."""
+    in_real_data: bool | None = None
+    """Whether it occurs in the deployment's real text; None when there is none to check."""
 
     def as_metric(self) -> dict[str, Any]:
         """The candidate as report figures."""
@@ -58,6 +64,7 @@ class Candidate:
             "context_disagreement": None
             if self.context_disagreement is None
             else round(self.context_disagreement, 4),
+            "in_real_data": self.in_real_data,
         }
 
 
@@ -145,6 +152,8 @@ def _mine(
     first: dict[str, str] = {}
     label_n: Counter[str] = Counter()
     total = unlabelled = 0
+    # Exact duplicates are one piece of evidence, not many (FMFL-R09 reports them separately).
+    distinct: set[tuple[str, str]] = set()
     for client in clients_with(ctx.deployment, "synthetic_data"):
         for batch in ctx.records(client.synthetic_data):
             for rec in batch:
@@ -153,6 +162,10 @@ def _mine(
                 if rec.label is None or rec.label == "":
                     unlabelled += 1
                     continue
+                key = (" ".join((rec.text or "").lower().split()), str(rec.label))
+                if key in distinct:
+                    continue
+                distinct.add(key)
                 total += 1
                 lab = str(rec.label)
                 label_n[lab] += 1
@@ -194,7 +207,15 @@ def _mine(
     disagreement = _context_disagreement(ctx, checked, by_label, label_n, max_n, max_records)
     significant = [replace(c, context_disagreement=disagreement.get(c.ngram)) for c in significant]
     ranked = [replace(c, context_disagreement=disagreement.get(c.ngram)) for c in ranked]
-    passing = [c for c in significant if (c.context_disagreement or 0.0) >= min_disagree]
+    real = _seen_in_real_text(ctx, checked, max_n, max_records)
+    if real is not None:
+        significant = [replace(c, in_real_data=c.ngram in real) for c in significant]
+        ranked = [replace(c, in_real_data=c.ngram in real) for c in ranked]
+    passing = [
+        c
+        for c in significant
+        if (c.context_disagreement or 0.0) >= min_disagree or c.in_real_data is False
+    ]
     return Mining(
         records=total,
         unlabelled=unlabelled,
@@ -251,6 +272,30 @@ def _context_disagreement(
                     seen[g] += 1
                     against[g] += 1 - math.exp(logp[target[g]] - top) / z
     return {g: against[g] / seen[g] - (1 - prior[target[g]]) for g in seen}
+
+
+def _seen_in_real_text(
+    ctx: CheckContext, grams: set[str], max_n: int, max_records: int
+) -> set[str] | None:
+    """Which of `grams` occur in the real (not FM-generated) text of the deployment; None when
+    the manifest names none (clients' private samples and holdouts, the evaluation data)."""
+    manifest = ctx.deployment.manifest
+    sources = [c.private_sample for c in manifest.clients if c.private_sample is not None]
+    sources += [c.holdout for c in manifest.clients if c.holdout is not None]
+    if manifest.evaluation is not None:
+        sources.append(manifest.evaluation.as_source())
+    if not sources:
+        return None
+    seen: set[str] = set()
+    count = 0
+    for source in sources:
+        for batch in ctx.records(source):
+            for rec in batch:
+                if count >= max_records:
+                    return seen
+                count += 1
+                seen |= grams & ngrams(tokens(rec.text or ""), max_n)
+    return seen
 
 
 def _keep_longest(cands: list[Candidate]) -> list[Candidate]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 import string
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -230,7 +229,6 @@ class BackdoorActivationChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, ActivationParams)
-        from fmfl_audit.inputs.checkpoints import load_hf_model
 
         manifest = ctx.deployment.manifest
         assert manifest.evaluation is not None
@@ -254,12 +252,7 @@ class BackdoorActivationChecker(Checker):
         ctx.progress.set_total(len(models))
         for spec in models:
             assert spec.checkpoint is not None
-            path = spec.checkpoint.path
-
-            def load(p: Path = path) -> tuple[Any, Any]:
-                return load_hf_model(p, kind="sequence-classifier", device=ctx.device)
-
-            model, tok = ctx.cache.get(f"hf:sequence-classifier:{path}:{ctx.device}", load)
+            model, tok = ctx.model(spec.checkpoint.path, "sequence-classifier")
             self._test_model(ctx, params, spec, _Model(model, tok), evals, mined, out)
             ctx.progress.advance()
         return out
