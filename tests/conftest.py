@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+
+# pytest-xdist runs two workers on two cores: one torch thread each, or they oversubscribe the
+# cores (model tests ran several times slower). Set before anything imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any

@@ -33,7 +33,7 @@ from fmfl_audit.checkers.fairness._classifier import (
     predict_proba,
     sequence_classifiers,
 )
-from fmfl_audit.errors import CheckerError
+from fmfl_audit.errors import CheckerError, RuleSkipped
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource, ModelSpec
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
@@ -139,7 +139,8 @@ class AmplificationChecker(Checker):
         out = CheckOutput()
         out.metrics["real-data"] = self._figures(real, feats, params)
         if not real.rows:
-            raise CheckerError(
+            # The inputs exist but cannot show a gap: nothing measured, so skipped, not errored.
+            raise RuleSkipped(
                 f"no private-sample row carries a label and one of {', '.join(feats)}"
             )
         if not stages:
@@ -158,7 +159,7 @@ class AmplificationChecker(Checker):
         for c in clients_with(ctx.deployment, "private_sample"):
             feats.extend(f for f in c.private_sample.sensitive_features if f not in feats)
         if not feats:
-            raise CheckerError(
+            raise RuleSkipped(
                 "no sensitive features: set FMFL-F05 params.features, "
                 "evaluation.sensitive_features or private_sample.sensitive_features"
             )

@@ -3,7 +3,7 @@
 Every sequence classifier of the manifest is run (batched) on every client holdout. Per client:
 accuracy; across clients with at least `min_holdout` records: the worst and best client, the gap
 (best - worst), the spread (population standard deviation) and the mean accuracy per resource tier.
-A finding names the worst client when the gap exceeds `max_accuracy_gap`, and the tier with the
+A finding names each client trailing the best by more than `max_accuracy_gap`, and the tier with the
 lower mean accuracy when the tier gap exceeds `max_tier_gap`.
 """
 
@@ -142,23 +142,28 @@ class ClientPerformanceChecker(Checker):
             mean_accuracy=round(statistics.fmean(graded.values()), 6),
             tier_mean_accuracy={t: round(v, 6) for t, v in tier_mean.items()},
         )
-        holdout = next(c.holdout for c in clients if c.id == worst)
-        assert holdout is not None
-        n_worst = acc[worst][1]
-        if gap > params.max_accuracy_gap:
+        # Every client trailing the best by more than the cap is a finding (ties at the bottom
+        # are all named, not only the first).
+        for cid in sorted(graded, key=lambda k: (graded[k], k)):
+            lag = graded[best] - graded[cid]
+            if lag <= params.max_accuracy_gap:
+                break
+            holdout = next(c.holdout for c in clients if c.id == cid)
+            assert holdout is not None
+            n = acc[cid][1]
             out.findings.append(
                 FindingDraft(
-                    subject=f"client:{worst}",
+                    subject=f"client:{cid}",
                     key=f"{model.name}:accuracy-gap",
-                    confidence=Confidence.HIGH
-                    if n_worst >= 5 * params.min_holdout
-                    else Confidence.MEDIUM,
+                    confidence=(
+                        Confidence.HIGH if n >= 5 * params.min_holdout else Confidence.MEDIUM
+                    ),
                     message=(
-                        f"model {model.name} reaches {graded[worst]:.0%} accuracy on client "
-                        f"{worst}'s holdout vs {graded[best]:.0%} on {best} (gap {gap:.2f})"
+                        f"model {model.name} reaches {graded[cid]:.0%} accuracy on client "
+                        f"{cid}'s holdout vs {graded[best]:.0%} on {best} (gap {lag:.2f})"
                     ),
                     metric=Metric(
-                        name="accuracy_gap", value=round(gap, 6), threshold=params.max_accuracy_gap
+                        name="accuracy_gap", value=round(lag, 6), threshold=params.max_accuracy_gap
                     ),
                     evidence=(Evidence(location=ctx.display(holdout.path)),),
                 )

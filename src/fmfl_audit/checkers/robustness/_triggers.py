@@ -2,7 +2,8 @@
 
 For every 1- to 3-gram (counted once per record) with at least `min_support` records: its majority
 label, purity (share of its records carrying that label), and a one-sided Fisher exact test
-(`scipy.stats.fisher_exact`, alternative="greater"; exact duplicate records count once) of "record has the n-gram" against "record has
+(`scipy.stats.fisher_exact`, alternative="greater"; exact duplicate records count once) of
+"record has the n-gram" against "record has
 the label", i.e. against the label prior. p-values are Benjamini-Hochberg adjusted
 (`scipy.stats.false_discovery_control`) over every n-gram tested. A natural label word ("wonderful"
 in positive reviews) can be just as pure, so a candidate must also sit in records whose other
