@@ -15,8 +15,18 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_wheel_contains_rule_packs_and_data(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-         "--quiet", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
     )

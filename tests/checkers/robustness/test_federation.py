@@ -98,7 +98,20 @@ def _updates(tmp: Path, scale: dict[str, float]) -> dict[str, str]:
     return paths
 
 
-ANIMALS = ["fox", "owl", "cat", "dog", "hen", "frog", "bear", "deer", "duck", "goat", "mole", "wolf"]
+ANIMALS = [
+    "fox",
+    "owl",
+    "cat",
+    "dog",
+    "hen",
+    "frog",
+    "bear",
+    "deer",
+    "duck",
+    "goat",
+    "mole",
+    "wolf",
+]
 PLACES = ["pond", "hill", "barn", "road", "lake", "farm", "wood", "field"]
 
 
