@@ -170,6 +170,17 @@ class Checker(ABC):
         """Measure and report. `params` is an instance of `Params`."""
 
 
+def missing_classifier(deployment: Deployment, *, evaluation: bool) -> list[str]:
+    """Missing inputs of a rule that runs a sequence classifier (over the evaluation data)."""
+    m = deployment.manifest
+    missing = []
+    if not any(x.kind == "sequence-classifier" for x in m.models):
+        missing.append("models[] of kind 'sequence-classifier'")
+    if evaluation and m.evaluation is None:
+        missing.append("evaluation")
+    return missing
+
+
 def clients_with(deployment: Deployment, attr: str) -> list[Any]:
     """Clients whose `attr` (e.g. `synthetic_data`) is set, in manifest order."""
     return [c for c in deployment.manifest.clients if getattr(c, attr) is not None]

@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
+from fmfl_audit.checkers.base import (
+    CheckContext,
+    Checker,
+    CheckerParams,
+    CheckOutput,
+    clients_with,
+    missing_classifier,
+)
 from fmfl_audit.checkers.fairness._classifier import (
     load_classifier,
     predict_proba,
@@ -49,9 +56,7 @@ class ClientPerformanceChecker(Checker):
     Params = ClientPerformanceParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        missing = []
-        if not any(m.kind == "sequence-classifier" for m in deployment.manifest.models):
-            missing.append("models[] of kind 'sequence-classifier'")
+        missing = missing_classifier(deployment, evaluation=False)
         if not clients_with(deployment, "holdout"):
             missing.append("clients[].holdout")
         return missing

@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
+from fmfl_audit.checkers.base import (
+    CheckContext,
+    Checker,
+    CheckerParams,
+    CheckOutput,
+    missing_classifier,
+)
 from fmfl_audit.checkers.fairness._classifier import (
     load_classifier,
     predict_proba,
@@ -121,13 +127,7 @@ class CounterfactualChecker(Checker):
     Params = CounterfactualParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        m = deployment.manifest
-        missing = []
-        if not any(x.kind == "sequence-classifier" for x in m.models):
-            missing.append("models[] of kind 'sequence-classifier'")
-        if m.evaluation is None:
-            missing.append("evaluation")
-        return missing
+        return missing_classifier(deployment, evaluation=True)
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, CounterfactualParams)

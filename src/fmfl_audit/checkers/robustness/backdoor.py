@@ -20,7 +20,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
+from fmfl_audit.checkers.base import (
+    CheckContext,
+    Checker,
+    CheckerParams,
+    CheckOutput,
+    clients_with,
+    missing_classifier,
+)
 from fmfl_audit.checkers.robustness._common import safe_excerpt
 from fmfl_audit.checkers.robustness._triggers import Candidate, mine
 from fmfl_audit.errors import CheckerError, InputError
@@ -219,13 +226,7 @@ class BackdoorActivationChecker(Checker):
     Params = ActivationParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        m = deployment.manifest
-        missing = []
-        if not any(x.kind == "sequence-classifier" for x in m.models):
-            missing.append("models[] of kind sequence-classifier")
-        if m.evaluation is None:
-            missing.append("evaluation")
-        return missing
+        return missing_classifier(deployment, evaluation=True)
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, ActivationParams)
