@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from fmfl_audit.inputs.records import DEFAULT_BATCH, ReadStats, Record, iter_records
+from fmfl_audit.engine.executors import Cache, Executor, LocalExecutor, ReadOptions, ShardTask
+from fmfl_audit.inputs.records import (
+    DEFAULT_BATCH,
+    ReadStats,
+    Record,
+    Shard,
+    iter_records,
+    merge_stats,
+)
+from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, FindingDraft, InputStats, MetricValue
@@ -69,20 +78,12 @@ class InputLedger:
         return tuple(self._stats[k] for k in sorted(self._stats))
 
 
-class ResourceCache:
+class ResourceCache(Cache):
     """Per-scan cache of expensive objects (an NLP engine, a loaded model) shared by checkers.
 
-    Created by the engine for one scan and dropped after it: no global state.
+    Created by the engine for one scan and dropped after it: no global state. Shard tasks run in
+    the scan's process use it too (see `engine.executors`).
     """
-
-    def __init__(self) -> None:
-        self._items: dict[str, Any] = {}
-
-    def get(self, key: str, factory: Callable[[], Any]) -> Any:
-        """The cached object for `key`, built by `factory` on first use."""
-        if key not in self._items:
-            self._items[key] = factory()
-        return self._items[key]
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ class CheckContext:
     progress: Progress = NULL_PROGRESS
     ledger: InputLedger = field(default_factory=InputLedger)
     cache: ResourceCache = field(default_factory=ResourceCache)
-    workers: int = 1
-    """CPU workers a checker may use for record-level work."""
+    executor: Executor = field(default_factory=LocalExecutor)
+    """Where `map_shards` runs record-level work (in this process by default)."""
 
     def display(self, path: Path) -> str:
         """A path as shown in reports: relative to the manifest folder when inside it."""
@@ -138,6 +139,36 @@ class CheckContext:
             batch_size=batch_size,
         )
         self.ledger.commit(stats)
+
+    def map_shards(
+        self,
+        source: DataSource,
+        task: ShardTask,
+        *,
+        require_text: bool = True,
+        required: Sequence[str] = (),
+        batch_size: int = DEFAULT_BATCH,
+        shared: Any = None,
+    ) -> Iterator[Any]:
+        """Run `task` over the shards of `source` on the scan's executor; the partials in file
+        order (fold them in that order). Malformed records are counted into the ledger."""
+        display = self.display(source.path)
+        size = source.path.stat().st_size if source.path.is_file() else 0
+        target = self.executor.shard_target(size)
+        if target is None:
+            shards = [Shard.of_file(source, display)]
+        else:
+            shards = plan_shards(source, display, target_bytes=target)
+        opts = ReadOptions(
+            require_text=require_text, required=tuple(required), batch_size=batch_size
+        )
+        parts: list[ReadStats] = []
+        for partial, stats in self.executor.map(
+            task, shards, opts, cache=self.cache, shared=shared
+        ):
+            parts.append(stats)
+            yield partial
+        self.ledger.commit(merge_stats(parts, display))
 
 
 @dataclass

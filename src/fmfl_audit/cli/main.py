@@ -117,6 +117,13 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
+class ExecutorChoice(str, Enum):
+    """Where record-level work runs."""
+
+    local = "local"
+    ray = "ray"
+
+
 def _write(text: str, output: Path | None) -> None:
     if output is None or str(output) == "-":
         sys.stdout.write(text)
@@ -151,7 +158,20 @@ def scan(
     device: Annotated[DeviceChoice, typer.Option(help="Device for model inference.")] = (
         DeviceChoice.auto
     ),
-    workers: Annotated[int, typer.Option(min=1, help="CPU workers for record-level work.")] = 1,
+    executor: Annotated[
+        ExecutorChoice,
+        typer.Option(help="Run record-level work on this machine's cores or as Ray tasks."),
+    ] = ExecutorChoice.local,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Workers for record-level work [default: every CPU core; ray: all CPUs]."
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Address of an existing Ray cluster (with --executor ray)."),
+    ] = None,
     fail_on: Annotated[
         SeverityChoice | None,
         typer.Option(help="Fail on an unwaived finding at or above this severity."),
@@ -176,6 +196,7 @@ def scan(
     ] = None,
 ) -> None:
     """Scan a deployment and report; exit 0 when the gate passes, 1 when it fails."""
+    from fmfl_audit.engine.executors import make_executor
     from fmfl_audit.engine.observer import NullObserver
     from fmfl_audit.engine.runner import Auditor, GateOverrides
     from fmfl_audit.manifest import load_manifest
@@ -191,6 +212,8 @@ def scan(
     outputs += [None] * (len(formats) - len(outputs))
     if sum(1 for o in outputs if o is None or str(o) == "-") > 1:
         raise UsageError("only one format can go to stdout; give an --output for the others")
+    if ray_address is not None and executor is not ExecutorChoice.ray:
+        raise UsageError("--ray-address needs --executor ray")
     day = _parse_date(today) if today else None
     # Read the baseline first so a bad file exits 2 before any work is done.
     old = load_report(baseline) if baseline is not None else None
@@ -208,18 +231,22 @@ def scan(
         skip=tuple(skip or ()),
         seed=seed,
         device=device.value,
-        workers=workers,
         gate=gate,
         today=day,
     )
-    show_progress = progress and sys.stderr.isatty()
-    if show_progress:
-        from fmfl_audit.cli.progress import RichObserver
+    runner = make_executor(executor.value, workers=workers, address=ray_address)
+    try:
+        auditor_kwargs["executor"] = runner
+        show_progress = progress and sys.stderr.isatty()
+        if show_progress:
+            from fmfl_audit.cli.progress import RichObserver
 
-        with RichObserver(_stderr()) as observer:
-            report = Auditor(deployment, observer=observer, **auditor_kwargs).run()
-    else:
-        report = Auditor(deployment, observer=NullObserver(), **auditor_kwargs).run()
+            with RichObserver(_stderr()) as observer:
+                report = Auditor(deployment, observer=observer, **auditor_kwargs).run()
+        else:
+            report = Auditor(deployment, observer=NullObserver(), **auditor_kwargs).run()
+    finally:
+        runner.close()
     if old is not None and baseline is not None:
         report = apply_baseline(
             report,

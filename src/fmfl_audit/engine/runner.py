@@ -20,6 +20,7 @@ from fmfl_audit.checkers.base import (
     ResourceCache,
 )
 from fmfl_audit.checkers.registry import checker_map, not_implemented
+from fmfl_audit.engine.executors import Executor, LocalExecutor
 from fmfl_audit.engine.observer import NullObserver, Observer, ObserverProgress
 from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError, RuleSkipped
 from fmfl_audit.gate import GatePolicy, evaluate_gate
@@ -79,7 +80,8 @@ class Auditor:
     skip: Sequence[str] = ()
     seed: int = 0
     device: str = "auto"
-    workers: int = 1
+    executor: Executor = field(default_factory=LocalExecutor)
+    """Where record-level work runs (in this process by default; see `engine.executors`)."""
     observer: Observer = field(default_factory=NullObserver)
     gate: GateOverrides = field(default_factory=GateOverrides)
     today: dt.date | None = None
@@ -201,7 +203,7 @@ class Auditor:
             progress=ObserverProgress(self.observer, spec.id),
             ledger=ledger,
             cache=cache,
-            workers=self.workers,
+            executor=self.executor,
         )
         t0 = time.perf_counter()
         try:

@@ -12,7 +12,6 @@ import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fmfl_audit.errors import InputError
@@ -67,6 +66,53 @@ class ReadStats:
         )
 
 
+@dataclass(frozen=True)
+class Shard:
+    """A contiguous part of one data file, readable on its own (see `inputs.shards`).
+
+    JSONL and CSV shards are byte ranges that start and end on record boundaries; Parquet shards
+    are runs of row groups. The whole file is one shard with `start=0, end=None`.
+    """
+
+    source: DataSource
+    display: str
+    """The file's path as shown in locations."""
+    index: int = 0
+    start: int = 0
+    """First byte (JSONL, CSV) of the shard."""
+    end: int | None = None
+    """Byte after the shard (JSONL, CSV); None reads to the end of the file."""
+    first_line: int = 1
+    """Line number of the shard's first byte (JSONL, CSV)."""
+    header: tuple[str, ...] | None = None
+    """The CSV header when the shard does not start the file."""
+    row_groups: tuple[int, ...] | None = None
+    """Parquet row groups of the shard; None reads all."""
+    first_row: int = 0
+    """Row number of the shard's first Parquet row."""
+
+    @property
+    def whole(self) -> bool:
+        """True when the shard is the whole file."""
+        return self.start == 0 and self.end is None and self.row_groups is None
+
+    @staticmethod
+    def of_file(source: DataSource, display: str) -> Shard:
+        """The whole file as one shard."""
+        return Shard(source=source, display=display)
+
+
+def merge_stats(parts: Sequence[ReadStats], path: str) -> ReadStats:
+    """The counts of a whole file from those of its shards, in shard order."""
+    out = ReadStats(path=path, complete=all(p.complete for p in parts))
+    for part in parts:
+        out.records += part.records
+        out.malformed += part.malformed
+        room = MAX_ISSUES - len(out.issues)
+        out.issues.extend(part.issues[: max(room, 0)])
+    return out
+
+
 def _make_record(
     row: Mapping[str, Any],
     location: str,
@@ -101,9 +147,15 @@ def _make_record(
     )
 
 
-def _jsonl_rows(path: Path, display: str, stats: ReadStats) -> Iterator[tuple[str, Any]]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+def _jsonl_rows(shard: Shard, stats: ReadStats) -> Iterator[tuple[str, Any]]:
+    display, end = shard.display, shard.end
+    with shard.source.path.open("rb") as fh:
+        fh.seek(shard.start)
+        pos = shard.start
+        for lineno, raw in enumerate(fh, start=shard.first_line):
+            if end is not None and pos >= end:
+                break
+            pos += len(raw)
             loc = f"{display}:{lineno}"
             if not raw.strip():
                 continue
@@ -122,48 +174,103 @@ def _jsonl_rows(path: Path, display: str, stats: ReadStats) -> Iterator[tuple[st
             yield loc, obj
 
 
-def _csv_rows(
-    path: Path, display: str, stats: ReadStats, needed: Sequence[str]
-) -> Iterator[tuple[str, Any]]:
+class CsvLines:
+    """The lines of a CSV byte range for `csv.reader`, counting bytes consumed.
+
+    `csv.reader` pulls one line at a time and never reads ahead, so after it yields a row,
+    `consumed` is the byte offset just past that row: the boundaries `inputs.shards` plans on.
+    A line that is not UTF-8 is passed on decoded with replacement characters and its line number
+    kept in `bad_lines`, so the record holding it is reported as malformed.
+    """
+
+    def __init__(self, fh: Any, start: int) -> None:
+        self._fh = fh
+        self.consumed = start
+        self.lines_read = 0
+        self.bad_lines: set[int] = set()
+        self._strip_bom = start == 0
+
+    def __iter__(self) -> CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._fh.readline()
+        if not raw:
+            raise StopIteration
+        self.consumed += len(raw)
+        self.lines_read += 1
+        if self._strip_bom:
+            self._strip_bom = False
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        try:
+            return str(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            self.bad_lines.add(self.lines_read)
+            return str(raw.decode("utf-8", errors="replace"))
+
+
+def csv_reader(lines: CsvLines) -> Any:
+    """A `csv.reader` over `lines` with the field size limit raised (long generated texts)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    try:
-        fh = path.open(newline="", encoding="utf-8-sig")
-        with fh:
-            reader = csv.reader(fh)
+    return csv.reader(lines)
+
+
+def _csv_rows(shard: Shard, stats: ReadStats, needed: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    display, end = shard.display, shard.end
+    offset = shard.first_line - 1
+    with shard.source.path.open("rb") as fh:
+        fh.seek(shard.start)
+        lines = CsvLines(fh, shard.start)
+        reader = csv_reader(lines)
+        if shard.header is None:
             try:
                 header = next(reader)
             except StopIteration:
                 return
-            missing = [c for c in needed if c not in header]
-            if missing:
-                raise InputError(
-                    f"{display}:1: column(s) {', '.join(map(repr, missing))} not in the header "
-                    f"(columns: {', '.join(header)})"
-                )
-            width = len(header)
-            try:
-                for row in reader:
-                    loc = f"{display}:{reader.line_num}"
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue
-                    if len(row) != width:
-                        stats.bad(loc, f"expected {width} fields, found {len(row)}")
-                        continue
-                    yield loc, dict(zip(header, row, strict=True))
-            except csv.Error as exc:
-                stats.bad(f"{display}:{reader.line_num}", f"unreadable CSV: {exc}")
-    except UnicodeDecodeError as exc:
-        stats.bad(display, f"not UTF-8 from byte {exc.start}; the rest of the file was not read")
+        else:
+            header = list(shard.header)
+        missing = [c for c in needed if c not in header]
+        if missing:
+            raise InputError(
+                f"{display}:1: column(s) {', '.join(map(repr, missing))} not in the header "
+                f"(columns: {', '.join(header)})"
+            )
+        width = len(header)
+        first = lines.lines_read + 1
+        try:
+            while end is None or lines.consumed < end:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                last = lines.lines_read
+                loc = f"{display}:{offset + last}"
+                bad = [n for n in range(first, last + 1) if n in lines.bad_lines]
+                first = last + 1
+                if bad:
+                    lines.bad_lines.difference_update(bad)
+                    stats.bad(loc, "not UTF-8")
+                    continue
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if len(row) != width:
+                    stats.bad(loc, f"expected {width} fields, found {len(row)}")
+                    continue
+                yield loc, dict(zip(header, row, strict=True))
+        except csv.Error as exc:
+            stats.bad(f"{display}:{offset + lines.lines_read}", f"unreadable CSV: {exc}")
 
 
 def _parquet_rows(
-    path: Path, display: str, needed: Sequence[str], batch_size: int
+    shard: Shard, needed: Sequence[str], batch_size: int
 ) -> Iterator[tuple[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    display = shard.display
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(shard.source.path)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{display}: not a readable Parquet file ({exc})") from None
     names = pf.schema_arrow.names
@@ -173,8 +280,9 @@ def _parquet_rows(
             f"{display}: column(s) {', '.join(map(repr, missing))} not in the Parquet schema "
             f"(columns: {', '.join(names)})"
         )
-    row = 0
-    for batch in pf.iter_batches(batch_size=batch_size):
+    row = shard.first_row
+    groups = None if shard.row_groups is None else list(shard.row_groups)
+    for batch in pf.iter_batches(batch_size=batch_size, row_groups=groups):
         for obj in batch.to_pylist():
             yield f"{display}#{row}", obj
             row += 1
@@ -194,16 +302,34 @@ def iter_records(
     `display` is the path shown in locations. Raises InputError only for whole-file problems
     (unreadable file, a required column absent from the header or schema).
     """
-    path = source.path
+    yield from iter_shard(
+        Shard.of_file(source, display),
+        stats=stats,
+        require_text=require_text,
+        required=required,
+        batch_size=batch_size,
+    )
+
+
+def iter_shard(
+    shard: Shard,
+    *,
+    stats: ReadStats,
+    require_text: bool = True,
+    required: Sequence[str] = (),
+    batch_size: int = DEFAULT_BATCH,
+) -> Iterator[list[Record]]:
+    """Yield batches of the usable records of one shard (see `iter_records`)."""
+    source, display = shard.source, shard.display
     fmt = source.resolved_format
     needed = [source.text_field, *required] if require_text else list(required)
     try:
         if fmt == "jsonl":
-            rows: Iterator[tuple[str, Any]] = _jsonl_rows(path, display, stats)
+            rows: Iterator[tuple[str, Any]] = _jsonl_rows(shard, stats)
         elif fmt == "csv":
-            rows = _csv_rows(path, display, stats, needed)
+            rows = _csv_rows(shard, stats, needed)
         else:
-            rows = _parquet_rows(path, display, needed, batch_size)
+            rows = _parquet_rows(shard, needed, batch_size)
         batch: list[Record] = []
         for loc, obj in rows:
             rec = _make_record(

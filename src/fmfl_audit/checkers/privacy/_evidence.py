@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fmfl_audit.checkers.base import CheckContext
 from fmfl_audit.checkers.privacy._presidio import analyze_texts, shared_analyzer
 from fmfl_audit.checkers.privacy.secrets import DEFAULT_DISABLED, EXTRA_PATTERNS, SecretScanner
+from fmfl_audit.engine.executors import Cache
 from fmfl_audit.redact import redact_spans
 
 SCRUB_MIN_SCORE = 0.3
 """Lower than the rules' thresholds: masking a little too much in an excerpt is harmless."""
 
 
-def scrub(ctx: CheckContext, text: str, spans: Iterable[tuple[int, int, str]] = ()) -> str:
-    """`redact_spans(text, spans)` plus every PII and secret span found in `text`."""
-    analyzer = shared_analyzer(ctx, language="en", recognizers=())
+def scrub(cache: Cache, text: str, spans: Iterable[tuple[int, int, str]] = ()) -> str:
+    """`redact_spans(text, spans)` plus every PII and secret span found in `text`.
+
+    `cache` is the scan's (`ctx.cache`) or, in a shard task, the worker's (`env.cache`).
+    """
+    analyzer = shared_analyzer(cache, language="en", recognizers=())
     found = analyze_texts(
         analyzer,
         [text],
@@ -31,7 +34,7 @@ def scrub(ctx: CheckContext, text: str, spans: Iterable[tuple[int, int, str]] = 
         exclude=("DATE_TIME", "URL"),
         batch_size=1,
     )[0]
-    scanner = ctx.cache.get(
+    scanner = cache.get(
         "secrets:evidence",
         lambda: SecretScanner(disabled=DEFAULT_DISABLED, extra=dict(EXTRA_PATTERNS)),
     )

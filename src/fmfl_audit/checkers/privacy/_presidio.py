@@ -19,7 +19,8 @@ Speed, with results identical to Presidio's `BatchAnalyzerEngine` (benchmarks/p0
   regex (same regex, same flags) has a non-empty match, or the phone recognizer has a digit to
   look at. Without NER and without recognizers of another kind, a text that fails this test gets
   no result from Presidio either, so it is skipped. With an NER model every text goes through;
-- batches can be spread over worker processes (forked, so the analyzer is not rebuilt).
+- a file's shards are spread over the executor's workers (`engine.executors`); forked local
+  workers inherit the analyzer, Ray workers build it once per process.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import Any
 
 from pydantic import Field
 
-from fmfl_audit.checkers.base import CheckContext, CheckerParams
+from fmfl_audit.checkers.base import CheckerParams
+from fmfl_audit.engine.executors import Cache
 from fmfl_audit.errors import MissingDependencyError
 
 SPACY_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
@@ -340,12 +342,13 @@ def build_analyzer(
 
 
 def shared_analyzer(
-    ctx: CheckContext, *, language: str, recognizers: Sequence[RecognizerSpec]
+    cache: Cache, *, language: str, recognizers: Sequence[RecognizerSpec]
 ) -> Analyzer:
-    """The scan's Presidio analyzer for this language and recognizer set (built once per scan)."""
+    """The Presidio analyzer for this language and recognizer set, built once per scan (or per
+    worker process) through `cache`."""
     recs = tuple(recognizers)
     key = f"presidio:{language}:{recs!r}"
-    return ctx.cache.get(key, lambda: build_analyzer(lang=language, extra=recs))  # type: ignore[no-any-return,unused-ignore]
+    return cache.get(key, lambda: build_analyzer(lang=language, extra=recs))  # type: ignore[no-any-return,unused-ignore]
 
 
 def analyze_texts(
@@ -357,9 +360,12 @@ def analyze_texts(
     entities: Sequence[str] | None,
     exclude: Sequence[str],
     batch_size: int,
-    workers: int = 1,
 ) -> list[list[Any]]:
-    """Presidio results per text, filtered by score and entity type (see the module docstring)."""
+    """Presidio results per text, filtered by score and entity type (see the module docstring).
+
+    Runs in the calling process: parallelism comes from the executor, which runs this over the
+    shards of a file (`engine.executors`).
+    """
     wanted = analyzer.requested_entities(entities, exclude, language)
     out: list[list[Any]] = [[] for _ in texts]
     if not wanted:
@@ -368,57 +374,18 @@ def analyze_texts(
     todo = [i for i, keep in enumerate(prefilter.select(texts)) if keep]
     if not todo:
         return out
-    job = _Job(analyzer.engine, language, min_score, tuple(wanted), batch_size)
-    chunks = [[texts[i] for i in todo[k : k + batch_size]] for k in range(0, len(todo), batch_size)]
-    if workers > 1 and len(chunks) > 1:
-        import multiprocessing
-
-        # fork: workers inherit the built analyzer instead of rebuilding it (seconds each).
-        with multiprocessing.get_context("fork").Pool(
-            min(workers, len(chunks)), initializer=_init_worker, initargs=(job,)
-        ) as pool:
-            results = [r for part in pool.imap(_worker_analyze, chunks) for r in part]
-    else:
-        results = [r for chunk in chunks for r in job.run(chunk)]
-    for i, found in zip(todo, results, strict=True):
-        out[i] = found
-    return out
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One analysis configuration, runnable in this process or in a forked worker."""
-
-    engine: Any
-    language: str
-    min_score: float
-    entities: tuple[str, ...]
-    batch_size: int
-
-    def run(self, texts: list[str]) -> list[list[Any]]:
-        """Presidio results for `texts` (spaCy runs once over the batch)."""
-        artifacts = self.engine.nlp_engine.process_batch(
-            texts=texts, language=self.language, batch_size=self.batch_size
+    engine = analyzer.engine
+    for k in range(0, len(todo), batch_size):
+        chunk = todo[k : k + batch_size]
+        artifacts = engine.nlp_engine.process_batch(
+            texts=[texts[i] for i in chunk], language=language, batch_size=batch_size
         )
-        return [
-            self.engine.analyze(
-                text=text,
-                language=self.language,
-                entities=list(self.entities),
+        for i, (_, nlp_artifacts) in zip(chunk, artifacts, strict=True):
+            out[i] = engine.analyze(
+                text=texts[i],
+                language=language,
+                entities=list(wanted),
                 nlp_artifacts=nlp_artifacts,
-                score_threshold=self.min_score,
+                score_threshold=min_score,
             )
-            for text, (_, nlp_artifacts) in zip(texts, artifacts, strict=True)
-        ]
-
-
-_WORKER_JOB: list[_Job] = []
-"""The job of a forked worker process (set by its initializer; empty in the parent)."""
-
-
-def _init_worker(job: _Job) -> None:
-    _WORKER_JOB.append(job)
-
-
-def _worker_analyze(texts: list[str]) -> list[list[Any]]:
-    return _WORKER_JOB[0].run(texts)
+    return out

@@ -166,7 +166,9 @@ class ConfigurationChecker(Checker):
 
     @staticmethod
     def _prompts(ctx: CheckContext, params: ConfigurationParams, out: CheckOutput) -> None:
-        analyzer = shared_analyzer(ctx, language=params.language, recognizers=params.recognizers)
+        analyzer = shared_analyzer(
+            ctx.cache, language=params.language, recognizers=params.recognizers
+        )
         out.notes.append(f"NLP engine: {analyzer.description}")
         for client in clients_with(ctx.deployment, "prompts"):
             counts: Counter[str] = Counter()
@@ -192,7 +194,7 @@ class ConfigurationChecker(Checker):
                     if len(evidence) < 3:
                         spans = [(r.start, r.end, r.entity_type) for r in found]
                         evidence.append(
-                            Evidence(location=rec.location, excerpt=scrub(ctx, text, spans))
+                            Evidence(location=rec.location, excerpt=scrub(ctx.cache, text, spans))
                         )
             out.metrics[client.subject] = {
                 "prompts_scanned": scanned,

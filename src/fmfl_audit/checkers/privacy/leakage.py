@@ -301,4 +301,4 @@ def _excerpt(
     if len(offsets) != n_words:  # case folding split or merged a word: mask everything
         return f"<{label}>"
     red = [(offsets[a][0], offsets[b + k - 1][1], label) for a, b in spans]
-    return scrub(ctx, unicodedata.normalize("NFKC", text), red)
+    return scrub(ctx.cache, unicodedata.normalize("NFKC", text), red)

@@ -18,6 +18,7 @@ Evidence is `path:line` plus an excerpt in which every detected span is replaced
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +31,8 @@ from fmfl_audit.checkers.privacy._presidio import (
     analyze_texts,
     shared_analyzer,
 )
+from fmfl_audit.engine.executors import ShardEnv, ShardTask
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
@@ -111,13 +114,72 @@ class PiiParams(CheckerParams):
 
 @dataclass
 class _Tally:
-    """Counts of one scanned source."""
+    """Counts of one scanned source (or of one shard of it: tallies merge in file order)."""
 
     scanned: int = 0
     without_text: int = 0
     with_pii: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[Evidence]] = field(default_factory=lambda: defaultdict(list))
+
+    def merge(self, other: _Tally, max_examples: int) -> None:
+        """Add the tally of the next shard."""
+        self.scanned += other.scanned
+        self.without_text += other.without_text
+        self.with_pii += other.with_pii
+        self.counts.update(other.counts)
+        for entity, ex in other.examples.items():
+            mine = self.examples[entity]
+            mine.extend(ex[: max(0, max_examples - len(mine))])
+
+
+@dataclass(frozen=True)
+class _PiiTask(ShardTask):
+    """P01's map step: Presidio over one shard's texts."""
+
+    language: str
+    recognizers: tuple[RecognizerSpec, ...]
+    min_score: float
+    entities: tuple[str, ...] | None
+    exclude: tuple[str, ...]
+    batch_size: int
+    max_examples: int
+    text_field: str
+    text_optional: bool
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Tally:
+        analyzer = shared_analyzer(env.cache, language=self.language, recognizers=self.recognizers)
+        tally = _Tally()
+        for batch in batches:
+            recs = batch
+            if self.text_optional:
+                recs = [r for r in batch if isinstance(r.data.get(self.text_field), str)]
+                tally.without_text += len(batch) - len(recs)
+            texts = [r.text if r.text is not None else str(r.data[self.text_field]) for r in recs]
+            if not texts:
+                continue
+            results = analyze_texts(
+                analyzer,
+                texts,
+                language=self.language,
+                min_score=self.min_score,
+                entities=self.entities,
+                exclude=self.exclude,
+                batch_size=self.batch_size,
+            )
+            for rec, text, found in zip(recs, texts, results, strict=True):
+                tally.scanned += 1
+                if not found:
+                    continue
+                tally.with_pii += 1
+                spans = [(r.start, r.end, r.entity_type) for r in found]
+                for r in found:
+                    tally.counts[r.entity_type] += 1
+                    ex = tally.examples[r.entity_type]
+                    if len(ex) < self.max_examples and all(e.location != rec.location for e in ex):
+                        excerpt = scrub(env.cache, text, spans)
+                        ex.append(Evidence(location=rec.location, excerpt=excerpt))
+        return tally
 
 
 @dataclass(frozen=True)
@@ -158,12 +220,14 @@ class PiiChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, PiiParams)
-        analyzer = shared_analyzer(ctx, language=params.language, recognizers=params.recognizers)
+        analyzer = shared_analyzer(
+            ctx.cache, language=params.language, recognizers=params.recognizers
+        )
         out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
         sources = self._sources(ctx.deployment, params)
         ctx.progress.set_total(len(sources))
         for src in sources:
-            tally = self._scan(ctx, params, analyzer, src)
+            tally = self._scan(ctx, params, src)
             self._report(params, src, tally, out)
             ctx.progress.advance()
         return out
@@ -199,42 +263,23 @@ class PiiChecker(Checker):
             )
         return out
 
-    def _scan(self, ctx: CheckContext, params: PiiParams, analyzer: Any, src: _Source) -> _Tally:
+    def _scan(self, ctx: CheckContext, params: PiiParams, src: _Source) -> _Tally:
+        task = _PiiTask(
+            language=params.language,
+            recognizers=params.recognizers,
+            min_score=params.min_score,
+            entities=params.entities,
+            exclude=params.exclude_entities,
+            batch_size=params.batch_size,
+            max_examples=params.max_examples,
+            text_field=src.source.text_field,
+            text_optional=src.text_optional,
+        )
         tally = _Tally()
-        field_name = src.source.text_field
-        for batch in ctx.records(
-            src.source, batch_size=params.batch_size, require_text=not src.text_optional
+        for part in ctx.map_shards(
+            src.source, task, batch_size=params.batch_size, require_text=not src.text_optional
         ):
-            recs = batch
-            if src.text_optional:
-                recs = [r for r in batch if isinstance(r.data.get(field_name), str)]
-                tally.without_text += len(batch) - len(recs)
-            texts = [r.text if r.text is not None else str(r.data[field_name]) for r in recs]
-            if not texts:
-                continue
-            results = analyze_texts(
-                analyzer,
-                texts,
-                language=params.language,
-                min_score=params.min_score,
-                entities=params.entities,
-                exclude=params.exclude_entities,
-                batch_size=params.batch_size,
-                workers=ctx.workers,
-            )
-            for rec, text, found in zip(recs, texts, results, strict=True):
-                tally.scanned += 1
-                if not found:
-                    continue
-                tally.with_pii += 1
-                spans = [(r.start, r.end, r.entity_type) for r in found]
-                for r in found:
-                    tally.counts[r.entity_type] += 1
-                    ex = tally.examples[r.entity_type]
-                    if len(ex) < params.max_examples and all(
-                        e.location != rec.location for e in ex
-                    ):
-                        ex.append(Evidence(location=rec.location, excerpt=scrub(ctx, text, spans)))
+            tally.merge(part, params.max_examples)
         return tally
 
     @staticmethod

@@ -70,7 +70,9 @@ class PropagationChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, PropagationParams)
-        analyzer = shared_analyzer(ctx, language=params.language, recognizers=params.recognizers)
+        analyzer = shared_analyzer(
+            ctx.cache, language=params.language, recognizers=params.recognizers
+        )
         out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
         key = os.urandom(32)
         senders = clients_with(ctx.deployment, "prompts")
@@ -145,7 +147,9 @@ class PropagationChecker(Checker):
                     if len(ex) < params.max_examples and all(
                         e.location != rec.location for e in ex
                     ):
-                        ex.append(Evidence(location=rec.location, excerpt=scrub(ctx, text, spans)))
+                        ex.append(
+                            Evidence(location=rec.location, excerpt=scrub(ctx.cache, text, spans))
+                        )
         figures = out.metrics.setdefault(client.subject, {})
         figures["synthetic_records_scanned"] = scanned
         figures["propagated_values_from"] = {o: len(v) for o, v in sorted(values.items())}

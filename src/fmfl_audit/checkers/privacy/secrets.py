@@ -93,13 +93,13 @@ class SecretScanner:
         # Plugin discovery reads detect-secrets' global settings; pin them to the defaults so a
         # user's baseline or config cannot load custom plugin files (code) into the audit.
         with default_settings():
-            mapping = dict(get_mapping_from_secret_type_to_class())
+            mapping: dict[str, Any] = dict(get_mapping_from_secret_type_to_class())
         self.regex_plugins: list[tuple[str, list[re.Pattern[str]]]] = []
         self.other_plugins: list[tuple[str, Any]] = []
         for kind, cls in sorted(mapping.items()):
             if kind in disabled:
                 continue
-            plugin = cls()  # type: ignore[misc]
+            plugin = cls()  # type: ignore[misc,unused-ignore]
             if isinstance(plugin, RegexBasedDetector):
                 self.regex_plugins.append((kind, list(plugin.denylist)))
             else:
@@ -239,7 +239,7 @@ class SecretsChecker(Checker):
                         ex.append(
                             Evidence(
                                 location=rec.location,
-                                excerpt=f"{scrub(ctx, text, spans)} [{h.kind}: {masked}]",
+                                excerpt=f"{scrub(ctx.cache, text, spans)} [{h.kind}: {masked}]",
                             )
                         )
         figures = out.metrics.setdefault(client.subject, {})
