@@ -16,61 +16,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import random
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-CLIENTS = ("a", "b", "c", "d")
-WORDS_PER_RECORD = 24
-VOCAB = 20_000
+from _leakcorpus import write_deployment
 
 
 def _write_deployment(root: Path, n: int, seed: int = 0) -> int:
-    """Write the data and manifest; return the number of planted leaks."""
-    rng = random.Random(seed)
-    vocab = [f"w{i}" for i in range(VOCAB)]
-    per_source = n // (2 * 2 * len(CLIENTS))  # prompts and private per client = half of N
-    per_synth = n // (2 * len(CLIENTS))
-    planted = 0
-    clients = []
-    prompts_of: dict[str, list[list[str]]] = {}
-    for c in CLIENTS:
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for kind in ("prompts", "private"):
-            rows = []
-            with (root / c / f"{kind}.jsonl").open("w") as fh:
-                for _ in range(per_source):
-                    words = rng.choices(vocab, k=WORDS_PER_RECORD)
-                    if kind == "prompts" and len(rows) < 1000:
-                        rows.append(words)
-                    fh.write(json.dumps({"text": " ".join(words)}) + "\n")
-            if kind == "prompts":
-                prompts_of[c] = rows
-    for c in CLIENTS:
-        others = [o for o in CLIENTS if o != c]
-        with (root / c / "synthetic.jsonl").open("w") as fh:
-            for i in range(per_synth):
-                words = rng.choices(vocab, k=WORDS_PER_RECORD)
-                if i % 100 == 0:
-                    src = rng.choice(prompts_of[rng.choice(others)])
-                    start = rng.randrange(0, WORDS_PER_RECORD - 10)
-                    words[5:15] = src[start : start + 10]
-                    planted += 1
-                fh.write(json.dumps({"text": " ".join(words)}) + "\n")
-        clients.append(
-            {
-                "id": c,
-                "prompts": f"{c}/prompts.jsonl",
-                "private_sample": f"{c}/private.jsonl",
-                "synthetic_data": f"{c}/synthetic.jsonl",
-            }
-        )
-    manifest = {"version": 1, "deployment": {"name": "p06-bench"}, "clients": clients}
-    (root / "manifest.yaml").write_text(json.dumps(manifest))
-    return planted
+    """Write the data and manifest (`_leakcorpus`); return the number of planted leaks."""
+    return len(write_deployment(root, n, seed))
 
 
 def _child(manifest: str) -> None:

@@ -23,6 +23,7 @@ memory stays bounded by the partials in the window, not by the size of the file.
 from __future__ import annotations
 
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -249,6 +250,11 @@ _FORKED_ENV: list[ShardEnv] = []
 
 def _init_forked(env: ShardEnv) -> None:
     _FORKED_ENV.append(env)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # One thread per worker process (the processes are the parallelism), and OpenMP's thread
+        # team inherited from the parent is never used after fork (libgomp is not fork-safe).
+        torch.set_num_threads(1)
 
 
 def _forked_run(task: ShardTask, shard: Shard, opts: ReadOptions) -> Any:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fmfl_audit.engine.executors import Cache
 from fmfl_audit.errors import CheckerError
 
 GENDER_AXIS = "gender_and_sex"
@@ -35,6 +36,12 @@ CONTROL_AXES = frozenset({"nonce"})
 _TOKEN = re.compile(r"[^\W_]+")
 
 TermKind = Literal["descriptor", "noun", "pronoun", "plural"]
+
+LEXICON_KEY = "fairness:holistic-bias"
+"""Cache key of the compiled shipped lexicon (one per process: the scan's or a worker's)."""
+
+CategorySpec = tuple[tuple[str, tuple[str, ...]], ...]
+"""F02's association categories as plain settings: (name, terms) pairs, in the pack's order."""
 
 
 def lexicon_dir() -> Path:
@@ -220,6 +227,27 @@ def load_association_terms(folder: Path | None = None) -> dict[str, frozenset[st
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckerError(f"the shipped fairness lexicon cannot be read: {exc}") from None
     return {k: frozenset(t.lower() for t in v) for k, v in own["association_categories"].items()}
+
+
+def shared_lexicon(cache: Cache) -> DemographicLexicon:
+    """The compiled shipped lexicon, built once per process through `cache`."""
+    lex: DemographicLexicon = cache.get(LEXICON_KEY, load_demographic_lexicon)
+    return lex
+
+
+def shared_association_terms(cache: Cache, spec: CategorySpec | None) -> dict[str, frozenset[str]]:
+    """Association categories (name -> lower-cased terms) of `spec`, or the shipped ones when None;
+    built once per process and spec through `cache`."""
+    if spec is None:
+        shipped: dict[str, frozenset[str]] = cache.get(
+            "fairness:association-terms", load_association_terms
+        )
+        return shipped
+    key = "fairness:association-terms:" + json.dumps(spec)
+    built: dict[str, frozenset[str]] = cache.get(
+        key, lambda: {k: frozenset(t.lower() for t in v) for k, v in spec}
+    )
+    return built
 
 
 def load_gender_swaps(folder: Path | None = None) -> dict[str, str]:

@@ -31,9 +31,9 @@ from fmfl_audit.checkers.fairness._classifier import (
 )
 from fmfl_audit.checkers.fairness._lexicon import (
     DemographicLexicon,
-    load_demographic_lexicon,
     load_gender_swaps,
     match_case,
+    shared_lexicon,
     tokenize,
 )
 from fmfl_audit.errors import CheckerError
@@ -131,7 +131,7 @@ class CounterfactualChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, CounterfactualParams)
-        lex: DemographicLexicon = ctx.cache.get("fairness:holistic-bias", load_demographic_lexicon)
+        lex = shared_lexicon(ctx.cache)
         unknown = [a for a in params.axes if a not in lex.groups]
         if unknown:
             raise CheckerError(f"unknown HolisticBias axis {unknown[0]!r}")

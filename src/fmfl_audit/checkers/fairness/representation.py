@@ -20,7 +20,8 @@ client and for the pooled synthetic data (`overall` subject).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -30,10 +31,12 @@ from fmfl_audit.checkers.fairness._lexicon import (
     CONTROL_AXES,
     GENDER_AXIS,
     DemographicLexicon,
-    load_demographic_lexicon,
+    shared_lexicon,
     tokenize,
 )
+from fmfl_audit.engine.executors import ShardEnv, ShardTask
 from fmfl_audit.errors import CheckerError
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
@@ -87,6 +90,44 @@ class RepresentationParams(CheckerParams):
 
 
 @dataclass
+class _Mentions:
+    """Mentions counted over one source (or one shard of it: partials merge in file order)."""
+
+    counts: Counts = field(default_factory=dict)
+    records: int = 0
+
+    def merge(self, other: _Mentions) -> None:
+        """Add the counts of the next shard (axes and groups keep their first-seen order)."""
+        self.records += other.records
+        for axis, c in other.counts.items():
+            self.counts.setdefault(axis, Counter()).update(c)
+
+
+@dataclass(frozen=True)
+class _MentionTask(ShardTask):
+    """F01's map step: demographic mentions per axis and group in one shard's texts."""
+
+    axes: tuple[str, ...]
+    noun_window: int
+    pronouns: bool
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Mentions:
+        lex = shared_lexicon(env.cache)
+        part = _Mentions()
+        counts = part.counts
+        for batch in batches:
+            for rec in batch:
+                part.records += 1
+                toks, _ = tokenize(rec.text or "")
+                found = lex.mentions(
+                    toks, axes=self.axes, noun_window=self.noun_window, pronouns=self.pronouns
+                )
+                for m in found:
+                    counts.setdefault(m.axis, Counter())[m.group] += 1
+        return part
+
+
+@dataclass
 class _Scan:
     counts: Counts
     records: int
@@ -109,7 +150,7 @@ class RepresentationChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, RepresentationParams)
-        lex: DemographicLexicon = ctx.cache.get("fairness:holistic-bias", load_demographic_lexicon)
+        lex = shared_lexicon(ctx.cache)
         axes = self._axes(lex, params)
         out = CheckOutput(notes=[f"lexicon: HolisticBias v1.1, {len(axes)} axes measured"])
         clients = clients_with(ctx.deployment, "synthetic_data")
@@ -117,9 +158,9 @@ class RepresentationChecker(Checker):
         synth: dict[str, _Scan] = {}
         real: dict[str, _Scan] = {}
         for c in clients:
-            synth[c.id] = count_mentions(ctx, c.synthetic_data, lex, axes, params)
+            synth[c.id] = count_mentions(ctx, c.synthetic_data, axes, params)
             if c.private_sample is not None:
-                real[c.id] = count_mentions(ctx, c.private_sample, lex, axes, params)
+                real[c.id] = count_mentions(ctx, c.private_sample, axes, params)
             ctx.progress.advance()
         pooled_real = _pool(real.values()) if real else None
         for c in clients:
@@ -296,23 +337,17 @@ def representation_ratio(
 def count_mentions(
     ctx: CheckContext,
     source: DataSource,
-    lex: DemographicLexicon,
     axes: list[str],
     params: RepresentationParams,
 ) -> _Scan:
-    """Mentions per axis and group over every record of `source`."""
-    counts: Counts = {}
-    records = 0
-    for batch in ctx.records(source, batch_size=params.batch_size):
-        for rec in batch:
-            records += 1
-            toks, _ = tokenize(rec.text or "")
-            found = lex.mentions(
-                toks, axes=axes, noun_window=params.noun_window, pronouns=params.count_pronouns
-            )
-            for m in found:
-                counts.setdefault(m.axis, Counter())[m.group] += 1
-    return _Scan(counts, records, (ctx.display(source.path),))
+    """Mentions per axis and group over every record of `source` (shard by shard)."""
+    task = _MentionTask(
+        axes=tuple(axes), noun_window=params.noun_window, pronouns=params.count_pronouns
+    )
+    total = _Mentions()
+    for part in ctx.map_shards(source, task, batch_size=params.batch_size):
+        total.merge(part)
+    return _Scan(total.counts, total.records, (ctx.display(source.path),))
 
 
 def _pool(scans: Any) -> Counts:

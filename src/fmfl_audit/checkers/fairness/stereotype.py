@@ -15,6 +15,7 @@ synthetic data (`overall`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,13 +24,16 @@ from pydantic import Field
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
 from fmfl_audit.checkers.fairness._lexicon import (
     CONTROL_AXES,
-    DemographicLexicon,
-    load_association_terms,
-    load_demographic_lexicon,
+    CategorySpec,
+    shared_association_terms,
+    shared_lexicon,
     tokenize,
 )
+from fmfl_audit.engine.executors import ShardEnv, ShardTask
 from fmfl_audit.errors import CheckerError
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
 
 
@@ -59,6 +63,8 @@ class StereotypeParams(CheckerParams):
 
 @dataclass
 class _Tally:
+    """Mentions and co-occurrences of one source or shard (tallies merge in file order)."""
+
     mentions: Counter[tuple[str, str]] = field(default_factory=Counter)
     hits: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     examples: dict[tuple[str, str, str], list[str]] = field(
@@ -67,12 +73,62 @@ class _Tally:
     records: int = 0
 
     def merge(self, other: _Tally, max_examples: int) -> None:
+        """Add the tally of the next shard (or, for `overall`, of the next client)."""
         self.mentions.update(other.mentions)
         self.hits.update(other.hits)
         self.records += other.records
         for k, locs in other.examples.items():
             room = max_examples - len(self.examples[k])
             self.examples[k].extend(locs[: max(0, room)])
+
+
+@dataclass(frozen=True)
+class _StereotypeTask(ShardTask):
+    """F02's map step: group mentions and nearby association terms in one shard's texts."""
+
+    axes: tuple[str, ...]
+    categories: CategorySpec | None
+    """The pack's categories, or None for the shipped ones."""
+    window: int
+    noun_window: int
+    pronouns: bool
+    max_examples: int
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Tally:
+        lex = shared_lexicon(env.cache)
+        cats = shared_association_terms(env.cache, self.categories)
+        t = _Tally()
+        w = self.window
+        for batch in batches:
+            for rec in batch:
+                t.records += 1
+                toks, _ = tokenize(rec.text or "")
+                mentions = lex.mentions(
+                    toks, axes=self.axes, noun_window=self.noun_window, pronouns=self.pronouns
+                )
+                if not mentions:
+                    continue
+                positions = {
+                    cat: [i for i, tok in enumerate(toks) if tok in terms]
+                    for cat, terms in cats.items()
+                }
+                for m in mentions:
+                    t.mentions[(m.axis, m.group)] += 1
+                    lo, hi = m.start - w, m.end + w
+                    for cat, pos in positions.items():
+                        if any(lo <= p < hi and not (m.start <= p < m.end) for p in pos):
+                            key = (m.axis, m.group, cat)
+                            t.hits[key] += 1
+                            ex = t.examples[key]
+                            if len(ex) < self.max_examples and rec.location not in ex:
+                                ex.append(rec.location)
+        return t
+
+
+def _category_spec(params: StereotypeParams) -> CategorySpec | None:
+    if params.categories is None:
+        return None
+    return tuple((k, tuple(v)) for k, v in params.categories.items())
 
 
 class StereotypeChecker(Checker):
@@ -90,11 +146,8 @@ class StereotypeChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, StereotypeParams)
-        lex: DemographicLexicon = ctx.cache.get("fairness:holistic-bias", load_demographic_lexicon)
-        if params.categories is not None:
-            cats = {k: frozenset(t.lower() for t in v) for k, v in params.categories.items()}
-        else:
-            cats = load_association_terms()
+        lex = shared_lexicon(ctx.cache)
+        cats = shared_association_terms(ctx.cache, _category_spec(params))
         axes = (
             [a for a in lex.axes if a not in CONTROL_AXES]
             if params.axes is None
@@ -108,7 +161,7 @@ class StereotypeChecker(Checker):
         ctx.progress.set_total(len(clients))
         pooled = _Tally()
         for c in clients:
-            tally = self._tally(ctx, c.synthetic_data, lex, axes, cats, params)
+            tally = self._tally(ctx, c.synthetic_data, axes, params)
             self._assess(c.subject, tally, cats, params, out)
             pooled.merge(tally, params.max_examples)
             ctx.progress.advance()
@@ -118,37 +171,21 @@ class StereotypeChecker(Checker):
     def _tally(
         self,
         ctx: CheckContext,
-        source: Any,
-        lex: DemographicLexicon,
+        source: DataSource,
         axes: list[str],
-        cats: dict[str, frozenset[str]],
         params: StereotypeParams,
     ) -> _Tally:
+        task = _StereotypeTask(
+            axes=tuple(axes),
+            categories=_category_spec(params),
+            window=params.window,
+            noun_window=params.noun_window,
+            pronouns=params.count_pronouns,
+            max_examples=params.max_examples,
+        )
         t = _Tally()
-        w = params.window
-        for batch in ctx.records(source, batch_size=params.batch_size):
-            for rec in batch:
-                t.records += 1
-                toks, _ = tokenize(rec.text or "")
-                mentions = lex.mentions(
-                    toks, axes=axes, noun_window=params.noun_window, pronouns=params.count_pronouns
-                )
-                if not mentions:
-                    continue
-                positions = {
-                    cat: [i for i, tok in enumerate(toks) if tok in terms]
-                    for cat, terms in cats.items()
-                }
-                for m in mentions:
-                    t.mentions[(m.axis, m.group)] += 1
-                    lo, hi = m.start - w, m.end + w
-                    for cat, pos in positions.items():
-                        if any(lo <= p < hi and not (m.start <= p < m.end) for p in pos):
-                            key = (m.axis, m.group, cat)
-                            t.hits[key] += 1
-                            ex = t.examples[key]
-                            if len(ex) < params.max_examples and rec.location not in ex:
-                                ex.append(rec.location)
+        for part in ctx.map_shards(source, task, batch_size=params.batch_size):
+            t.merge(part, params.max_examples)
         return t
 
     def _assess(

@@ -12,11 +12,20 @@ from collections.abc import Iterable
 
 from fmfl_audit.checkers.privacy._presidio import analyze_texts, shared_analyzer
 from fmfl_audit.checkers.privacy.secrets import DEFAULT_DISABLED, EXTRA_PATTERNS, SecretScanner
-from fmfl_audit.engine.executors import Cache
+from fmfl_audit.engine.executors import Cache, Executor, LocalExecutor
 from fmfl_audit.redact import redact_spans
 
 SCRUB_MIN_SCORE = 0.3
 """Lower than the rules' thresholds: masking a little too much in an excerpt is harmless."""
+
+
+def warm_scrubber(cache: Cache, executor: Executor) -> None:
+    """Before a forking executor runs shard tasks that may call `scrub`: build what it uses in the
+    scan's process, so that the workers inherit it instead of each building it again (a full spaCy
+    model takes seconds to load). Ray workers build it once per process; inline runs build it on
+    first use."""
+    if isinstance(executor, LocalExecutor) and executor.parallelism > 1:
+        scrub(cache, "")
 
 
 def scrub(cache: Cache, text: str, spans: Iterable[tuple[int, int, str]] = ()) -> str:

@@ -8,11 +8,18 @@ for owner S counts towards S -> R, unless R itself holds the shingle (text R sen
 come back to R: that is not leakage). Consecutive leaked shingles of one owner form one *leaked
 span*.
 
+Both passes are shard map/reduce steps (`engine.executors`): an index task returns a shard's
+record count and its sorted distinct shingle hashes, merged per source into the owner's set; a
+probe task receives the built `LeakIndex` as `env.shared` and returns its shard's counts and first
+evidence items, folded in file order. The key and `k` travel in the tasks' settings. Results do not
+depend on where the files were cut or on how many workers ran.
+
 Cost: hashing is linear in the number of words; the index is sorted numpy arrays (about 16 bytes
 per distinct shingle, plus a 1-byte-per-shingle bitmap pre-filter), probes are batched look-ups
 (bitmap, then `searchsorted` for the few candidates), so memory does not grow with the synthetic
-data. Evidence masks the leaked span (`<LEAKED_FROM:owner>`) and every PII value or secret in the
-record (`_evidence.scrub`); no leaked text is reported.
+data; an index partial holds at most its shard's distinct hashes. Evidence masks the leaked span
+(`<LEAKED_FROM:owner>`) and every PII value or secret in the record (`_evidence.scrub`); no leaked
+text is reported.
 """
 
 from __future__ import annotations
@@ -20,13 +27,15 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
-from fmfl_audit.checkers.privacy._evidence import scrub
+from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
 from fmfl_audit.checkers.privacy._shingles import (
     KEY_ENV,
     HashSet,
@@ -39,8 +48,11 @@ from fmfl_audit.checkers.privacy._shingles import (
     read_fingerprint,
     word_offsets,
 )
+from fmfl_audit.engine.executors import Cache, ShardEnv, ShardTask
 from fmfl_audit.errors import CheckerError
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
 
 SERVER = "fm:server"
@@ -73,6 +85,98 @@ class LeakageParams(CheckerParams):
     batch_size: int = Field(default=2048, ge=1)
 
 
+@dataclass(frozen=True)
+class _IndexPart:
+    """What one shard of a source adds to the index."""
+
+    records: int
+    hashes: Any
+    """Sorted distinct uint64 shingle hashes of the shard."""
+
+
+@dataclass(frozen=True)
+class _IndexTask(ShardTask):
+    """P06's index step: the distinct keyed shingle hashes of one shard's texts."""
+
+    key: bytes = field(repr=False)
+    k: int
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _IndexPart:
+        hasher = ShingleHasher(self.key, self.k)
+        records = 0
+        hs = HashSet()
+        for batch in batches:
+            records += len(batch)
+            hs.add(hasher.hashes([r.text or "" for r in batch]))
+        return _IndexPart(records=records, hashes=hs.array())
+
+
+@dataclass
+class _ProbeTally:
+    """The probe results of one client's synthetic data (or one shard of it, merged in order)."""
+
+    probed: int = 0
+    leaking: int = 0
+    spans_from: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[Evidence]] = field(default_factory=dict)
+
+    def merge(self, other: _ProbeTally, max_examples: int) -> None:
+        """Add the tally of the next shard."""
+        self.probed += other.probed
+        self.leaking += other.leaking
+        self.spans_from.update(other.spans_from)
+        for name, ex in other.examples.items():
+            mine = self.examples.setdefault(name, [])
+            mine.extend(ex[: max(0, max_examples - len(mine))])
+
+
+@dataclass(frozen=True)
+class _ProbeTask(ShardTask):
+    """P06's probe step: one shard of a client's synthetic data against the index (`env.shared`)."""
+
+    key: bytes = field(repr=False)
+    k: int
+    client_id: str
+    common_min_owners: int | None
+    max_examples: int
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _ProbeTally:
+        import numpy as np
+
+        index: LeakIndex = env.shared
+        owners = index.owners
+        hasher = ShingleHasher(self.key, self.k)
+        me = owners.index(self.client_id) if self.client_id in owners else None
+        tally = _ProbeTally()
+        for batch in batches:
+            words = [normalised_words(r.text or "") for r in batch]
+            digests = [hasher.digests(ws) for ws in words]
+            counts = np.array([len(d) // 8 for d in digests], dtype=np.int64)
+            masks = index.lookup(np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64))
+            tally.probed += len(batch)
+            starts = np.r_[0, np.cumsum(counts)]
+            # Only records with at least one indexed shingle need a closer look.
+            record_of_row = np.repeat(np.arange(len(batch)), counts)
+            for j in np.unique(record_of_row[masks.any(axis=1)]):
+                rec = batch[int(j)]
+                runs = _leaked_runs(
+                    index, masks[starts[j] : starts[j + 1]], me, self.common_min_owners
+                )
+                if not runs:
+                    continue
+                tally.leaking += 1
+                for owner_i, spans in sorted(runs.items()):
+                    name = owners[owner_i]
+                    tally.spans_from[name] += len(spans)
+                    ex = tally.examples.setdefault(name, [])
+                    if len(ex) < self.max_examples:
+                        excerpt = _excerpt(
+                            env.cache, rec.text or "", len(words[j]), spans, name, self.k
+                        )
+                        ex.append(Evidence(location=rec.location, excerpt=excerpt))
+        return tally
+
+
 class LeakageChecker(Checker):
     """Ensure one client's data (and the server's sensitive data) does not reach other clients."""
 
@@ -101,6 +205,7 @@ class LeakageChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, LeakageParams)
+        warm_scrubber(ctx.cache, ctx.executor)
         out = CheckOutput()
         key = self._key(ctx, params)
         index, indexed = self._index(ctx, params, key, out)
@@ -139,7 +244,7 @@ class LeakageChecker(Checker):
         self, ctx: CheckContext, params: LeakageParams, key: bytes, out: CheckOutput
     ) -> tuple[LeakIndex, dict[str, dict[str, int]]]:
         builder = LeakIndexBuilder()
-        hasher = ShingleHasher(key, params.k)
+        task = _IndexTask(key=key, k=params.k)
         indexed: dict[str, dict[str, int]] = {}
         manifest = ctx.deployment.manifest
         total = sum(1 for c in manifest.clients if c.synthetic_data) + len(manifest.clients) + 1
@@ -150,11 +255,8 @@ class LeakageChecker(Checker):
             for kind, source in sources:
                 if source is None:
                     continue
-                records = 0
                 hs = HashSet()
-                for batch in ctx.records(source, batch_size=params.batch_size):
-                    records += len(batch)
-                    hs.add(hasher.hashes([r.text or "" for r in batch]))
+                records = self._index_source(ctx, params, task, source, hs)
                 arr = hs.array()
                 builder.add(owner, arr)
                 indexed[f"{client.id}:{kind}"] = {"records": records, "shingles": len(arr)}
@@ -181,16 +283,24 @@ class LeakageChecker(Checker):
         fm = manifest.foundation_model
         if fm is not None and fm.sensitive_data is not None:
             owner = builder.owner(SERVER)
-            records = 0
-            for batch in ctx.records(fm.sensitive_data, batch_size=params.batch_size):
-                records += len(batch)
-                builder.add(owner, hasher.hashes([r.text or "" for r in batch]))
+            records = self._index_source(ctx, params, task, fm.sensitive_data, builder.sets[owner])
             indexed["fm:sensitive_data"] = {
                 "records": records,
                 "shingles": len(builder.sets[owner].array()),
             }
         ctx.progress.advance()
         return builder.build(), indexed
+
+    @staticmethod
+    def _index_source(
+        ctx: CheckContext, params: LeakageParams, task: _IndexTask, source: DataSource, hs: HashSet
+    ) -> int:
+        """Fold the shards' distinct hashes of `source` into `hs`; the number of records."""
+        records = 0
+        for part in ctx.map_shards(source, task, batch_size=params.batch_size):
+            records += part.records
+            hs.add(part.hashes)
+        return records
 
     def _probe(
         self,
@@ -202,42 +312,24 @@ class LeakageChecker(Checker):
         matrix: dict[str, Counter[str]],
         out: CheckOutput,
     ) -> None:
-        import numpy as np
-
-        owners = index.owners
-        hasher = ShingleHasher(key, params.k)
-        me = owners.index(client.id) if client.id in owners else None
-        spans_from: Counter[str] = Counter()
-        examples: dict[str, list[Evidence]] = defaultdict(list)
-        probed = leaking = 0
-        for batch in ctx.records(client.synthetic_data, batch_size=params.batch_size):
-            words = [normalised_words(r.text or "") for r in batch]
-            digests = [hasher.digests(ws) for ws in words]
-            counts = np.array([len(d) // 8 for d in digests], dtype=np.int64)
-            masks = index.lookup(np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64))
-            probed += len(batch)
-            starts = np.r_[0, np.cumsum(counts)]
-            # Only records with at least one indexed shingle need a closer look.
-            record_of_row = np.repeat(np.arange(len(batch)), counts)
-            for j in np.unique(record_of_row[masks.any(axis=1)]):
-                rec = batch[int(j)]
-                runs = self._leaked_runs(index, masks[starts[j] : starts[j + 1]], me, params)
-                if not runs:
-                    continue
-                leaking += 1
-                for owner_i, spans in sorted(runs.items()):
-                    name = owners[owner_i]
-                    spans_from[name] += len(spans)
-                    if len(examples[name]) < params.max_examples:
-                        excerpt = _excerpt(
-                            ctx, rec.text or "", len(words[j]), spans, name, params.k
-                        )
-                        examples[name].append(Evidence(location=rec.location, excerpt=excerpt))
+        task = _ProbeTask(
+            key=key,
+            k=params.k,
+            client_id=client.id,
+            common_min_owners=params.common_min_owners,
+            max_examples=params.max_examples,
+        )
+        tally = _ProbeTally()
+        for part in ctx.map_shards(
+            client.synthetic_data, task, batch_size=params.batch_size, shared=index
+        ):
+            tally.merge(part, params.max_examples)
+        spans_from = tally.spans_from
         for name, n in spans_from.items():
             matrix[name][client.id] += n
         out.metrics[client.subject] = {
-            "synthetic_records_probed": probed,
-            "records_with_leaked_spans": leaking,
+            "synthetic_records_probed": tally.probed,
+            "records_with_leaked_spans": tally.leaking,
             "leaked_spans_from": dict(sorted(spans_from.items())),
         }
         for name, n in sorted(spans_from.items()):
@@ -259,41 +351,41 @@ class LeakageChecker(Checker):
                         f"synthetic data delivered to client {client.id}"
                     ),
                     metric=Metric(name="leaked_spans", value=n, threshold=params.min_leaked_spans),
-                    evidence=tuple(examples[name]),
+                    evidence=tuple(tally.examples.get(name, ())),
                 )
             )
 
-    @staticmethod
-    def _leaked_runs(
-        index: LeakIndex, rec_masks: Any, me: int | None, params: LeakageParams
-    ) -> dict[int, list[tuple[int, int]]]:
-        """Owner -> [(first shingle, last shingle)] runs of consecutive leaked shingles."""
-        import numpy as np
 
-        hit_rows = np.flatnonzero(rec_masks.any(axis=1))
-        positions: dict[int, list[int]] = defaultdict(list)
-        for i in hit_rows:
-            holders = list(index.owners_of(rec_masks[i]))
-            if me is not None and me in holders:
-                continue
-            if params.common_min_owners is not None and len(holders) >= params.common_min_owners:
-                continue
-            for h in holders:
-                positions[h].append(int(i))
-        runs: dict[int, list[tuple[int, int]]] = {}
-        for owner, pos in positions.items():
-            spans: list[tuple[int, int]] = []
-            for p in pos:
-                if spans and p == spans[-1][1] + 1:
-                    spans[-1] = (spans[-1][0], p)
-                else:
-                    spans.append((p, p))
-            runs[owner] = spans
-        return runs
+def _leaked_runs(
+    index: LeakIndex, rec_masks: Any, me: int | None, common_min_owners: int | None
+) -> dict[int, list[tuple[int, int]]]:
+    """Owner -> [(first shingle, last shingle)] runs of consecutive leaked shingles."""
+    import numpy as np
+
+    hit_rows = np.flatnonzero(rec_masks.any(axis=1))
+    positions: dict[int, list[int]] = defaultdict(list)
+    for i in hit_rows:
+        holders = list(index.owners_of(rec_masks[i]))
+        if me is not None and me in holders:
+            continue
+        if common_min_owners is not None and len(holders) >= common_min_owners:
+            continue
+        for h in holders:
+            positions[h].append(int(i))
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for owner, pos in positions.items():
+        spans: list[tuple[int, int]] = []
+        for p in pos:
+            if spans and p == spans[-1][1] + 1:
+                spans[-1] = (spans[-1][0], p)
+            else:
+                spans.append((p, p))
+        runs[owner] = spans
+    return runs
 
 
 def _excerpt(
-    ctx: CheckContext, text: str, n_words: int, spans: list[tuple[int, int]], name: str, k: int
+    cache: Cache, text: str, n_words: int, spans: list[tuple[int, int]], name: str, k: int
 ) -> str:
     """The record with each leaked span masked (all of it when offsets cannot be aligned)."""
     label = f"LEAKED_FROM:{name}"
@@ -301,4 +393,4 @@ def _excerpt(
     if len(offsets) != n_words:  # case folding split or merged a word: mask everything
         return f"<{label}>"
     red = [(offsets[a][0], offsets[b + k - 1][1], label) for a, b in spans]
-    return scrub(ctx.cache, unicodedata.normalize("NFKC", text), red)
+    return scrub(cache, unicodedata.normalize("NFKC", text), red)

@@ -13,6 +13,10 @@ project keys, Anthropic, Hugging Face, Google API keys, bearer tokens, generic U
 Findings: one per client, source (synthetic data or prompts) and secret type; evidence is the
 location plus an excerpt where each secret is replaced by its type, and a mask that keeps no more
 than its first characters (`fmfl_audit.redact.mask`). The secret itself never reaches the report.
+
+Each file is scanned as shards on the scan's executor (`engine.executors`): `_SecretsTask` scans
+one shard into a `_SecretTally` and the tallies are folded in file order, so counts and evidence
+do not depend on where the file was cut.
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
+from fmfl_audit.engine.executors import Cache, ShardEnv, ShardTask
 from fmfl_audit.errors import MissingDependencyError
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
 from fmfl_audit.redact import mask
 
@@ -166,13 +173,74 @@ def _dedupe(hits: list[SecretHit]) -> list[SecretHit]:
     return out
 
 
-def shared_scanner(ctx: CheckContext, params: SecretsParams) -> SecretScanner:
-    """The scan's secret scanner for these settings (built once per scan)."""
-    key = f"secrets:{params.disabled_plugins!r}:{sorted(params.extra_patterns.items())!r}"
-    return ctx.cache.get(  # type: ignore[no-any-return,unused-ignore]
-        key,
-        lambda: SecretScanner(disabled=params.disabled_plugins, extra=params.extra_patterns),
+def shared_scanner(
+    cache: Cache, *, disabled: tuple[str, ...], extra: tuple[tuple[str, str], ...]
+) -> SecretScanner:
+    """The secret scanner for these settings, built once per scan (or per worker process) through
+    `cache`; `extra` is the (type, regex) pairs of `SecretsParams.extra_patterns`, sorted."""
+    key = f"secrets:{disabled!r}:{sorted(extra)!r}"
+    return cache.get(  # type: ignore[no-any-return,unused-ignore]
+        key, lambda: SecretScanner(disabled=disabled, extra=dict(extra))
     )
+
+
+@dataclass
+class _SecretTally:
+    """Counts of one scanned source (or of one shard of it: tallies merge in file order)."""
+
+    scanned: int = 0
+    flagged: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[Evidence]] = field(default_factory=lambda: defaultdict(list))
+
+    def merge(self, other: _SecretTally, max_examples: int) -> None:
+        """Add the tally of the next shard."""
+        self.scanned += other.scanned
+        self.flagged += other.flagged
+        self.counts.update(other.counts)
+        for kind, ex in other.examples.items():
+            mine = self.examples[kind]
+            mine.extend(ex[: max(0, max_examples - len(mine))])
+
+
+@dataclass(frozen=True)
+class _SecretsTask(ShardTask):
+    """P02's map step: the secret scanner over one shard's texts."""
+
+    disabled: tuple[str, ...]
+    extra: tuple[tuple[str, str], ...]
+    max_examples: int
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _SecretTally:
+        from fmfl_audit.checkers.privacy._evidence import scrub
+
+        scanner = shared_scanner(env.cache, disabled=self.disabled, extra=self.extra)
+        tally = _SecretTally()
+        for batch in batches:
+            for rec in batch:
+                tally.scanned += 1
+                text = rec.text or ""
+                hits = scanner.scan(text)
+                if not hits:
+                    continue
+                tally.flagged += 1
+                spans = [(h.start, h.end, h.kind.upper().replace(" ", "_")) for h in hits]
+                for h in hits:
+                    tally.counts[h.kind] += 1
+                    ex = tally.examples[h.kind]
+                    if len(ex) < self.max_examples:
+                        masked = mask(text[h.start : h.end], keep=2)
+                        ex.append(
+                            Evidence(
+                                location=rec.location,
+                                excerpt=f"{scrub(env.cache, text, spans)} [{h.kind}: {masked}]",
+                            )
+                        )
+        return tally
+
+
+def _extra(params: SecretsParams) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(params.extra_patterns.items()))
 
 
 class SecretsChecker(Checker):
@@ -192,8 +260,16 @@ class SecretsChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, SecretsParams)
-        scanner = shared_scanner(ctx, params)
+        from fmfl_audit.checkers.privacy._evidence import warm_scrubber  # imports this module
+
+        warm_scrubber(ctx.cache, ctx.executor)
+        scanner = shared_scanner(ctx.cache, disabled=params.disabled_plugins, extra=_extra(params))
         out = CheckOutput(notes=[f"detectors: {', '.join(scanner.names)}"])
+        task = _SecretsTask(
+            disabled=params.disabled_plugins,
+            extra=_extra(params),
+            max_examples=params.max_examples,
+        )
         clients = ctx.deployment.manifest.clients
         ctx.progress.set_total(len(clients))
         for client in clients:
@@ -202,7 +278,7 @@ class SecretsChecker(Checker):
                 sources.append(("prompts", "prompts", client.prompts))
             for tag, what, source in sources:
                 if source is not None:
-                    self._scan(ctx, params, scanner, client, tag, what, source, out)
+                    self._scan(ctx, params, task, client, tag, what, source, out)
             ctx.progress.advance()
         return out
 
@@ -210,38 +286,17 @@ class SecretsChecker(Checker):
         self,
         ctx: CheckContext,
         params: SecretsParams,
-        scanner: SecretScanner,
+        task: _SecretsTask,
         client: Any,
         tag: str,
         what: str,
-        source: Any,
+        source: DataSource,
         out: CheckOutput,
     ) -> None:
-        from fmfl_audit.checkers.privacy._evidence import scrub
-
-        counts: Counter[str] = Counter()
-        examples: dict[str, list[Evidence]] = defaultdict(list)
-        scanned = flagged = 0
-        for batch in ctx.records(source):
-            for rec in batch:
-                scanned += 1
-                text = rec.text or ""
-                hits = scanner.scan(text)
-                if not hits:
-                    continue
-                flagged += 1
-                spans = [(h.start, h.end, h.kind.upper().replace(" ", "_")) for h in hits]
-                for h in hits:
-                    counts[h.kind] += 1
-                    ex = examples[h.kind]
-                    if len(ex) < params.max_examples:
-                        masked = mask(text[h.start : h.end], keep=2)
-                        ex.append(
-                            Evidence(
-                                location=rec.location,
-                                excerpt=f"{scrub(ctx.cache, text, spans)} [{h.kind}: {masked}]",
-                            )
-                        )
+        tally = _SecretTally()
+        for part in ctx.map_shards(source, task):
+            tally.merge(part, params.max_examples)
+        counts, scanned, flagged = tally.counts, tally.scanned, tally.flagged
         figures = out.metrics.setdefault(client.subject, {})
         figures.update(
             {
@@ -265,6 +320,6 @@ class SecretsChecker(Checker):
                         f"({flagged} of {scanned} records)"
                     ),
                     metric=Metric(name="secrets_count", value=n, threshold=params.max_count),
-                    evidence=tuple(examples[kind]),
+                    evidence=tuple(tally.examples[kind]),
                 )
             )

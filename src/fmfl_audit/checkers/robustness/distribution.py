@@ -14,6 +14,13 @@ repeated word 3-grams), non-language text (share of alphabetic word tokens) and 
 is held against `max_rate`. A record counts in the first of the first five categories it falls
 into, in that order; length outliers are measured over every non-empty record that is not an exact
 duplicate.
+
+R09 runs as a shard map/reduce: each shard's map tokenises its records and returns, in file order,
+their per-record facts (a SHA-256 of the folded text, the MinHash signature, the word count and the
+record-local categories), never the texts. The reduce in the scan process replays the file in order
+over those facts (the set of earlier digests, one MinHash LSH index, the lengths), so the counts do
+not depend on where the file was cut. Evidence excerpts of the first few records of each reported
+category are then read back in a second, light pass over the file (only when a finding fires).
 """
 
 from __future__ import annotations
@@ -23,12 +30,16 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
 from fmfl_audit.checkers.robustness._common import rate, robust_z, safe_excerpt, tokens
+from fmfl_audit.engine.executors import ShardEnv, ShardTask
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
@@ -230,6 +241,178 @@ def alpha_share(text: str) -> float:
     return sum(1 for p in parts if _ALPHA_TOKEN.match(p)) / len(parts) if parts else 0.0
 
 
+# What the map knows of a record on its own (`_DegenerateShard.kinds`).
+_EMPTY, _LOCAL_DUPLICATE, _FIRST = 0, 1, 2
+# Categories a record falls into whatever came before it in other shards (`_DegenerateShard.local`).
+_NONE, _REPETITION, _NON_LANGUAGE = 0, 1, 2
+
+
+@dataclass
+class _DegenerateShard:
+    """R09's partial: the per-record facts of one shard, in file order.
+
+    Every record has a kind and a location. A record whose folded text did not occur earlier in the
+    shard (`_FIRST`) also has, in the order of those records, its digest, word count, local
+    category and MinHash signature (a row of `signatures`).
+    """
+
+    kinds: bytearray = field(default_factory=bytearray)
+    locations: list[str] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    local: bytearray = field(default_factory=bytearray)
+    signatures: Any = None
+    """numpy array (first-seen records x num_perm) of MinHash hash values; None when none."""
+    scheme: str | None = None
+    """The datasketch MinHash permutation scheme (None before datasketch 2)."""
+
+
+def _minhash_template(num_perm: int, seed: int) -> Any:
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, seed=seed)
+
+
+@dataclass(frozen=True)
+class _DegenerateTask(ShardTask):
+    """R09's map step: tokens, digests, MinHash signatures and local categories of one shard."""
+
+    num_perm: int
+    seed: int
+    max_repeated_ngram_share: float
+    min_alpha_share: float
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _DegenerateShard:
+        import numpy as np
+
+        # Copies of one seeded MinHash share its permutations (generating them is the costly part).
+        template = env.cache.get(
+            f"minhash:{self.num_perm}:{self.seed}",
+            lambda: _minhash_template(self.num_perm, self.seed),
+        )
+        part = _DegenerateShard(scheme=getattr(template, "scheme", None))
+        seen: set[bytes] = set()
+        rows: list[Any] = []
+        for batch in batches:
+            for rec in batch:
+                part.locations.append(rec.location)
+                text = rec.text or ""
+                if not text.strip():
+                    part.kinds.append(_EMPTY)
+                    continue
+                norm = " ".join(text.lower().split())
+                digest = hashlib.sha256(norm.encode()).digest()
+                if digest in seen:
+                    part.kinds.append(_LOCAL_DUPLICATE)
+                    continue
+                seen.add(digest)
+                toks = tokens(text)
+                shingles = {" ".join(toks[i : i + 3]) for i in range(max(1, len(toks) - 2))}
+                mh = template.copy()
+                mh.update_batch([s.encode("utf-8") for s in shingles])
+                if repeated_share(toks) > self.max_repeated_ngram_share:
+                    local = _REPETITION
+                elif alpha_share(text) < self.min_alpha_share:
+                    local = _NON_LANGUAGE
+                else:
+                    local = _NONE
+                part.kinds.append(_FIRST)
+                part.digests.append(digest)
+                part.lengths.append(len(toks))
+                part.local.append(local)
+                rows.append(mh.hashvalues)
+        if rows:
+            part.signatures = np.stack(rows)
+        return part
+
+
+def _sketch(hashvalues: Any, seed: int, scheme: str | None) -> Any:
+    """A MinHash of given hash values (for the LSH index; no permutations are generated)."""
+    from datasketch import LeanMinHash
+
+    if scheme is None:  # datasketch < 2 has one scheme and no `scheme` argument
+        return LeanMinHash(seed=seed, hashvalues=hashvalues)
+    return LeanMinHash(seed=seed, hashvalues=hashvalues, scheme=scheme)
+
+
+class _DegenerateFold:
+    """R09's reduce: replays the records of a file in order over the facts of its shards."""
+
+    def __init__(self, params: DegenerateParams, seed: int) -> None:
+        from datasketch import MinHashLSH
+
+        self.params = params
+        self.seed = seed
+        self.lsh = MinHashLSH(threshold=params.near_duplicate_threshold, num_perm=params.num_perm)
+        self.seen: set[bytes] = set()
+        self.counts: Counter[str] = Counter()
+        self.first: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+        """Locations of the first `max_examples` records of each category."""
+        self.lengths: list[int] = []
+        self.length_locations: list[str] = []
+        self.total = 0
+
+    def hit(self, cat: str, location: str) -> None:
+        """Count a record in `cat`."""
+        self.counts[cat] += 1
+        if len(self.first[cat]) < self.params.max_examples:
+            self.first[cat].append(location)
+
+    def add(self, part: _DegenerateShard) -> None:
+        """Fold the partial of the next shard."""
+        j = 0
+        for kind, location in zip(part.kinds, part.locations, strict=True):
+            self.total += 1
+            if kind == _EMPTY:
+                self.hit("empty", location)
+                continue
+            if kind == _LOCAL_DUPLICATE:
+                self.hit("exact_duplicate", location)
+                continue
+            digest, n, local = part.digests[j], part.lengths[j], part.local[j]
+            signature = part.signatures[j]
+            j += 1
+            if digest in self.seen:
+                self.hit("exact_duplicate", location)
+                continue
+            self.seen.add(digest)
+            self.lengths.append(n)
+            self.length_locations.append(location)
+            mh = _sketch(signature, self.seed, part.scheme)
+            near = n >= 3 and bool(self.lsh.query(mh))
+            self.lsh.insert(f"{self.total}", mh)
+            if near:
+                self.hit("near_duplicate", location)
+            elif local == _REPETITION:
+                self.hit("repetition_loop", location)
+            elif local == _NON_LANGUAGE:
+                self.hit("non_language", location)
+
+    def finish(self) -> None:
+        """Count the length outliers (they need every length of the file)."""
+        # Log lengths with a floor on the scale: in a small, uniform sample the MAD is tiny and a
+        # 36-word story among 27-word ones would otherwise count as an outlier.
+        zs = robust_z([math.log1p(n) for n in self.lengths], min_scale=self.params.min_log_scale)
+        for z, location in zip(zs, self.length_locations, strict=True):
+            if abs(z) > self.params.max_length_z:
+                self.hit("length_outlier", location)
+
+
+@dataclass(frozen=True)
+class _ExcerptTask(ShardTask):
+    """Redacted excerpts of the records at the given locations (R09's evidence pass)."""
+
+    locations: frozenset[str]
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> dict[str, str | None]:
+        return {
+            rec.location: safe_excerpt(rec.text or "") or None
+            for batch in batches
+            for rec in batch
+            if rec.location in self.locations
+        }
+
+
 class DegenerateChecker(Checker):
     """Ensure synthetic data holds no degenerate records."""
 
@@ -256,71 +439,43 @@ class DegenerateChecker(Checker):
     def _client(
         self, ctx: CheckContext, params: DegenerateParams, client: Any, out: CheckOutput
     ) -> None:
-        from datasketch import MinHash, MinHashLSH
-
-        lsh = MinHashLSH(threshold=params.near_duplicate_threshold, num_perm=params.num_perm)
+        source = client.synthetic_data
         seed = ctx.rule_seed(client.id) % (2**31)
-        seen: set[str] = set()
-        counts: Counter[str] = Counter()
-        examples: dict[str, list[Evidence]] = {c: [] for c in CATEGORIES}
-        lengths: list[tuple[int, str, str]] = []
-        total = 0
-
-        def hit(cat: str, loc: str, text: str) -> None:
-            counts[cat] += 1
-            if len(examples[cat]) < params.max_examples:
-                examples[cat].append(Evidence(location=loc, excerpt=safe_excerpt(text) or None))
-
-        for batch in ctx.records(client.synthetic_data):
-            for rec in batch:
-                total += 1
-                text = rec.text or ""
-                toks = tokens(text)
-                if not text.strip():
-                    hit("empty", rec.location, text)
-                    continue
-                norm = " ".join(text.lower().split())
-                digest = hashlib.sha256(norm.encode()).hexdigest()
-                if digest in seen:
-                    hit("exact_duplicate", rec.location, text)
-                    continue
-                seen.add(digest)
-                lengths.append((len(toks), rec.location, text))
-                shingles = {" ".join(toks[i : i + 3]) for i in range(max(1, len(toks) - 2))}
-                mh = MinHash(num_perm=params.num_perm, seed=seed)
-                for s in shingles:
-                    mh.update(s.encode("utf-8"))
-                near = len(toks) >= 3 and bool(lsh.query(mh))
-                lsh.insert(f"{total}", mh)
-                if near:
-                    hit("near_duplicate", rec.location, text)
-                elif repeated_share(toks) > params.max_repeated_ngram_share:
-                    hit("repetition_loop", rec.location, text)
-                elif alpha_share(text) < params.min_alpha_share:
-                    hit("non_language", rec.location, text)
-        # Log lengths with a floor on the scale: in a small, uniform sample the MAD is tiny and a
-        # 36-word story among 27-word ones would otherwise count as an outlier.
-        zs = robust_z([math.log1p(n) for n, _, _ in lengths], min_scale=params.min_log_scale)
-        for z, (_, loc, text) in zip(zs, lengths, strict=True):
-            if abs(z) > params.max_length_z:
-                hit("length_outlier", loc, text)
+        task = _DegenerateTask(
+            num_perm=params.num_perm,
+            seed=seed,
+            max_repeated_ngram_share=params.max_repeated_ngram_share,
+            min_alpha_share=params.min_alpha_share,
+        )
+        fold = _DegenerateFold(params, seed)
+        for part in ctx.map_shards(source, task):
+            fold.add(part)
+        fold.finish()
+        counts, total = fold.counts, fold.total
         rates = {c: rate(counts[c], total) for c in CATEGORIES}
         out.metrics[client.subject] = {
             "records": total,
             **{f"{c}_count": counts[c] for c in CATEGORIES},
             **{f"{c}_rate": rates[c] for c in CATEGORIES},
         }
-        for c in CATEGORIES:
-            if counts[c] and rates[c] > params.max_rate:
-                out.findings.append(
-                    FindingDraft(
-                        subject=client.subject,
-                        key=c,
-                        message=(
-                            f"{counts[c]} of {total} synthetic records of client {client.id} "
-                            f"({rates[c]:.1%}) {DESCRIPTIONS[c]}"
-                        ),
-                        metric=Metric(name=f"{c}_rate", value=rates[c], threshold=params.max_rate),
-                        evidence=tuple(examples[c]),
-                    )
+        reported = [c for c in CATEGORIES if counts[c] and rates[c] > params.max_rate]
+        wanted = frozenset(loc for c in reported for loc in fold.first[c])
+        excerpts: dict[str, str | None] = {}
+        if wanted:
+            for found in ctx.map_shards(source, _ExcerptTask(wanted)):
+                excerpts.update(found)
+        for c in reported:
+            out.findings.append(
+                FindingDraft(
+                    subject=client.subject,
+                    key=c,
+                    message=(
+                        f"{counts[c]} of {total} synthetic records of client {client.id} "
+                        f"({rates[c]:.1%}) {DESCRIPTIONS[c]}"
+                    ),
+                    metric=Metric(name=f"{c}_rate", value=rates[c], threshold=params.max_rate),
+                    evidence=tuple(
+                        Evidence(location=loc, excerpt=excerpts[loc]) for loc in fold.first[c]
+                    ),
                 )
+            )

@@ -15,7 +15,8 @@ R02 scores the synthetic data each client received with `rules/jailbreak/output_
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,8 @@ from fmfl_audit.checkers.robustness._jailbreak import (
     load_signatures,
     scan_signatures,
 )
+from fmfl_audit.engine.executors import Cache, ShardEnv, ShardTask
+from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
 
@@ -114,6 +117,139 @@ def _evidence(rec_location: str, text: str, reasons: list[Reason]) -> Evidence:
     return Evidence(location=rec_location, excerpt=f"[{ids}] {safe_excerpt(text, span)}")
 
 
+@dataclass
+class _Flagged:
+    """Flagged records of one source, or of one shard of it (partials merge in file order)."""
+
+    total: int = 0
+    flagged: int = 0
+    families: Counter[str] = field(default_factory=Counter)
+    examples: list[Evidence] = field(default_factory=list)
+
+    def merge(self, other: _Flagged, max_examples: int) -> None:
+        """Add the partial of the next shard."""
+        self.total += other.total
+        self.flagged += other.flagged
+        # Counter.update keeps first-seen order, which breaks ties in `most_common`.
+        self.families.update(other.families)
+        self.examples.extend(other.examples[: max(0, max_examples - len(self.examples))])
+
+
+def _fold(parts: Iterator[_Flagged], max_examples: int) -> _Flagged:
+    """The partials of one source folded in file order."""
+    tally = _Flagged()
+    for part in parts:
+        tally.merge(part, max_examples)
+    return tally
+
+
+@dataclass(frozen=True)
+class _PromptTask(ShardTask):
+    """R01's map step: the layered detector over one shard's prompts.
+
+    Holds the detector's settings only; the detector itself is built once per process from them
+    (`detector`), in the scan's cache or a worker's.
+    """
+
+    signature_files: tuple[Path, ...]
+    use_corpus: bool
+    corpus_file: Path | None
+    similarity_threshold: float
+    classifier_path: Path | None
+    classifier_label: str
+    classifier_threshold: float
+    device: str
+    max_examples: int
+
+    @classmethod
+    def of(cls, params: JailbreakParams, device: str) -> _PromptTask:
+        """The task for these params and device."""
+        return cls(
+            signature_files=params.signature_files,
+            use_corpus=params.use_corpus,
+            corpus_file=params.corpus_file,
+            similarity_threshold=params.similarity_threshold,
+            classifier_path=params.classifier_path,
+            classifier_label=params.classifier_label,
+            classifier_threshold=params.classifier_threshold,
+            device=device,
+            max_examples=params.max_examples,
+        )
+
+    def detector(self, cache: Cache) -> Detector:
+        """The detector, its parts built once per process through `cache`."""
+        sig_files = (jailbreak_dir() / "signatures.yml", *self.signature_files)
+        sigs = cache.get(f"jailbreak-signatures:{sig_files!r}", lambda: load_signatures(*sig_files))
+        index = None
+        if self.use_corpus:
+            corpus = self.corpus_file
+
+            def build() -> SimilarityIndex:
+                return SimilarityIndex([r["text"] for r in load_corpus(corpus)])
+
+            index = cache.get(f"jailbreak-corpus:{corpus}", build)
+        clf = None
+        if self.classifier_path is not None:
+            path, label, device = self.classifier_path, self.classifier_label, self.device
+            clf = cache.get(
+                f"jailbreak-classifier:{path}:{label}:{device}",
+                lambda: _classifier(path, label, device),
+            )
+        return Detector(
+            signatures=sigs,
+            similarity=index,
+            similarity_threshold=self.similarity_threshold,
+            classifier=clf,
+            classifier_threshold=self.classifier_threshold,
+        )
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Flagged:
+        det = self.detector(env.cache)
+        part = _Flagged()
+        for batch in batches:
+            texts = [r.text or "" for r in batch]
+            for rec, text, v in zip(batch, texts, det.classify(texts), strict=True):
+                part.total += 1
+                if not v.flagged:
+                    continue
+                part.flagged += 1
+                part.families.update(v.families)
+                if len(part.examples) < self.max_examples:
+                    part.examples.append(_evidence(rec.location, text, v.reasons))
+        return part
+
+
+@dataclass(frozen=True)
+class _OutputTask(ShardTask):
+    """R02's map step: output markers and the harmful-content lexicon over one shard."""
+
+    signature_files: tuple[Path, ...]
+    max_examples: int
+
+    def signatures(self, cache: Cache) -> Signatures:
+        """The merged marker files, compiled once per process through `cache`."""
+        root = jailbreak_dir()
+        files = (root / "output_markers.yml", root / "harmful_lexicon.yml", *self.signature_files)
+        sigs: Signatures = cache.get(f"output-markers:{files!r}", lambda: load_signatures(*files))
+        return sigs
+
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Flagged:
+        sigs = self.signatures(env.cache)
+        part = _Flagged()
+        for batch in batches:
+            for rec in batch:
+                part.total += 1
+                text = rec.text or ""
+                reasons = scan_signatures(sigs, text)
+                if sum(r.weight for r in reasons) < sigs.threshold:
+                    continue
+                part.flagged += 1
+                part.families.update({r.family for r in reasons})
+                if len(part.examples) < self.max_examples:
+                    part.examples.append(_evidence(rec.location, text, reasons))
+        return part
+
+
 class JailbreakPromptChecker(Checker):
     """Ensure no client sends jailbreak or prompt-injection prompts to the FM."""
 
@@ -127,37 +263,12 @@ class JailbreakPromptChecker(Checker):
     def missing_inputs(self, deployment: Deployment) -> list[str]:
         return [] if clients_with(deployment, "prompts") else ["clients[].prompts"]
 
-    def _detector(self, ctx: CheckContext, params: JailbreakParams) -> Detector:
-        sig_files = (jailbreak_dir() / "signatures.yml", *params.signature_files)
-        sigs = ctx.cache.get(
-            f"jailbreak-signatures:{sig_files!r}", lambda: load_signatures(*sig_files)
-        )
-        index = None
-        if params.use_corpus:
-            corpus = params.corpus_file
-
-            def build() -> SimilarityIndex:
-                return SimilarityIndex([r["text"] for r in load_corpus(corpus)])
-
-            index = ctx.cache.get(f"jailbreak-corpus:{corpus}", build)
-        clf = None
-        if params.classifier_path is not None:
-            path, label = params.classifier_path, params.classifier_label
-            clf = ctx.cache.get(
-                f"jailbreak-classifier:{path}:{label}:{ctx.device}",
-                lambda: _classifier(path, label, ctx.device),
-            )
-        return Detector(
-            signatures=sigs,
-            similarity=index,
-            similarity_threshold=params.similarity_threshold,
-            classifier=clf,
-            classifier_threshold=params.classifier_threshold,
-        )
-
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, JailbreakParams)
-        det = self._detector(ctx, params)
+        task = _PromptTask.of(params, ctx.device)
+        # Built here first: invalid signature files or a missing classifier fail before any data
+        # is read, and forked workers inherit the built detector instead of rebuilding it.
+        det = task.detector(ctx.cache)
         layers = ["signatures", "obfuscation"]
         layers += ["known-template similarity"] if det.similarity is not None else []
         layers += ["classifier"] if det.classifier is not None else []
@@ -167,18 +278,9 @@ class JailbreakPromptChecker(Checker):
         clients = clients_with(ctx.deployment, "prompts")
         ctx.progress.set_total(len(clients))
         for client in clients:
-            total, flagged, families = 0, 0, Counter[str]()
-            examples: list[Evidence] = []
-            for batch in ctx.records(client.prompts, batch_size=params.batch_size):
-                texts = [r.text or "" for r in batch]
-                for rec, text, v in zip(batch, texts, det.classify(texts), strict=True):
-                    total += 1
-                    if not v.flagged:
-                        continue
-                    flagged += 1
-                    families.update(v.families)
-                    if len(examples) < params.max_examples:
-                        examples.append(_evidence(rec.location, text, v.reasons))
+            parts = ctx.map_shards(client.prompts, task, batch_size=params.batch_size)
+            tally = _fold(parts, params.max_examples)
+            total, flagged, families = tally.total, tally.flagged, tally.families
             r = rate(flagged, total)
             out.metrics[client.subject] = {
                 "prompts_total": total,
@@ -202,7 +304,7 @@ class JailbreakPromptChecker(Checker):
                         metric=Metric(
                             name="flagged_rate", value=r, threshold=params.max_flagged_rate
                         ),
-                        evidence=tuple(examples),
+                        evidence=tuple(tally.examples),
                     )
                 )
             ctx.progress.advance()
@@ -224,28 +326,15 @@ class JailbrokenOutputChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, OutputMarkerParams)
-        root = jailbreak_dir()
-        files = (root / "output_markers.yml", root / "harmful_lexicon.yml", *params.signature_files)
-        sigs: Signatures = ctx.cache.get(
-            f"output-markers:{files!r}", lambda: load_signatures(*files)
-        )
+        task = _OutputTask(signature_files=params.signature_files, max_examples=params.max_examples)
+        task.signatures(ctx.cache)  # invalid marker files fail before any data is read
         out = CheckOutput()
         clients = clients_with(ctx.deployment, "synthetic_data")
         ctx.progress.set_total(len(clients))
         for client in clients:
-            total, flagged, families = 0, 0, Counter[str]()
-            examples: list[Evidence] = []
-            for batch in ctx.records(client.synthetic_data, batch_size=params.batch_size):
-                for rec in batch:
-                    total += 1
-                    text = rec.text or ""
-                    reasons = scan_signatures(sigs, text)
-                    if sum(r.weight for r in reasons) < sigs.threshold:
-                        continue
-                    flagged += 1
-                    families.update({r.family for r in reasons})
-                    if len(examples) < params.max_examples:
-                        examples.append(_evidence(rec.location, text, reasons))
+            parts = ctx.map_shards(client.synthetic_data, task, batch_size=params.batch_size)
+            tally = _fold(parts, params.max_examples)
+            total, flagged, families = tally.total, tally.flagged, tally.families
             r = rate(flagged, total)
             out.metrics[client.subject] = {
                 "records_total": total,
@@ -267,7 +356,7 @@ class JailbrokenOutputChecker(Checker):
                         metric=Metric(
                             name="flagged_rate", value=r, threshold=params.max_flagged_rate
                         ),
-                        evidence=tuple(examples),
+                        evidence=tuple(tally.examples),
                     )
                 )
             ctx.progress.advance()

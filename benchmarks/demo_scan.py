@@ -1,0 +1,199 @@
+"""The full demo scan: wall time, peak memory and where the time goes, rule by rule.
+
+    .venv/bin/python benchmarks/demo_scan.py [--manifest PATH] [--workers W] [--executor local|ray]
+        [--omp-threads N]
+
+Runs, in a fresh subprocess, exactly what a user would type:
+
+    fmfl-audit scan <manifest> --format json -o <tmp>/report.json --exit-zero --no-progress
+
+on `examples/reading-tutor/compromised/manifest.yaml` (the quickstart manifest when the demo has
+not been built). Measured from outside the scan:
+
+- wall time: `time.perf_counter` around the subprocess, start-up and imports included;
+- peak RSS: `ru_maxrss` of that child alone (`os.wait4` on its pid, so earlier children of this
+  script cannot leak into it). The kernel reports the largest single process of the child's tree
+  (the scan or one of its forked workers, whichever peaked higher), not their sum;
+- peak tree PSS: the proportional set size summed over the scan and its live descendants, sampled
+  from /proc every 0.1 s (PSS splits pages shared by forked workers between them, so the sum is
+  the tree's real footprint; a sample can miss a peak shorter than the interval).
+
+Then it reads the JSON report: each rule's `duration_s` with its share of the wall time, sorted by
+time; the report's own `duration_s` (the Auditor's run: planning, checkers, grading, gating); and
+what lies outside the rules (CLI start-up, imports, manifest loading, grading and rendering).
+
+The environment is passed through unchanged unless `--omp-threads N` is given, which sets
+OMP_NUM_THREADS=N for the scan; the line "OMP_NUM_THREADS:" says which applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "reading-tutor" / "compromised" / "manifest.yaml"
+QUICKSTART = REPO / "examples" / "quickstart" / "manifest.yaml"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One child process, measured from outside."""
+
+    returncode: int
+    seconds: float
+    peak_rss_mib: float
+    """ru_maxrss of the child (largest single process of its tree)."""
+    peak_tree_pss_mib: float
+    """Largest sampled sum of PSS over the child and its live descendants."""
+
+
+def _descendants(root: int) -> list[int]:
+    """`root` and every live process below it (from the ppid field of /proc/*/stat)."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: fields resume after the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parent[int(entry)] = int(fields[1])
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, ppid in parent.items() if ppid == pid)
+    return tree
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_measured(
+    cmd: list[str], *, env: dict[str, str] | None = None, interval: float = 0.1
+) -> tuple[Measured, str]:
+    """Run `cmd` to completion; its measurements and its combined stdout + stderr."""
+    peak = [0]
+    done = threading.Event()
+    with tempfile.TemporaryFile("w+") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def sample() -> None:
+            while not done.is_set():
+                total = sum(_pss_kib(p) for p in _descendants(proc.pid))
+                peak[0] = max(peak[0], total)
+                done.wait(interval)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        # wait4 gives this child's own rusage (its reaped descendants included), not the running
+        # maximum over every child this script has had, which RUSAGE_CHILDREN would.
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read()
+    measured = Measured(
+        returncode=proc.returncode,
+        seconds=seconds,
+        peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+        peak_tree_pss_mib=peak[0] / 1024,
+    )
+    return measured, output
+
+
+def console_script() -> Path:
+    """The venv's `fmfl-audit` (next to this interpreter)."""
+    script = Path(sys.executable).parent / "fmfl-audit"
+    if not script.exists():
+        sys.exit(f"no console script at {script}: install the package in this environment")
+    return script
+
+
+def scan_env(omp_threads: int | None) -> tuple[dict[str, str], str]:
+    """The scan's environment and a line saying what OMP_NUM_THREADS it had."""
+    env = dict(os.environ)
+    if omp_threads is not None:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
+        return env, f"OMP_NUM_THREADS: {omp_threads} (set by --omp-threads)"
+    inherited = env.get("OMP_NUM_THREADS")
+    if inherited is None:
+        return env, "OMP_NUM_THREADS: unset (library defaults)"
+    return env, f"OMP_NUM_THREADS: {inherited} (inherited from the environment)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", type=Path, default=None, help="Default: the demo, else quickstart.")
+    ap.add_argument("--workers", type=int, default=None, help="Passed to --workers (default: all).")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--omp-threads", type=int, default=None, help="Set OMP_NUM_THREADS for the scan.")
+    args = ap.parse_args()
+
+    manifest = args.manifest or (DEMO if DEMO.exists() else QUICKSTART)
+    env, omp_line = scan_env(args.omp_threads)
+    with tempfile.TemporaryDirectory(prefix="fmfl-demo-scan-") as tmp:
+        report_path = Path(tmp) / "report.json"
+        cmd = [str(console_script()), "scan", str(manifest), "--format", "json"]
+        cmd += ["-o", str(report_path), "--exit-zero", "--no-progress"]
+        cmd += ["--executor", args.executor]
+        if args.workers is not None:
+            cmd += ["--workers", str(args.workers)]
+        m, output = run_measured(cmd, env=env)
+        if m.returncode != 0:
+            sys.exit(f"scan exited {m.returncode}:\n{output[-4000:]}")
+        report = json.loads(report_path.read_text())
+
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"manifest: {manifest.relative_to(REPO) if manifest.is_relative_to(REPO) else manifest}")
+    workers = args.workers if args.workers is not None else "default (all cores)"
+    print(f"executor: {args.executor}, workers: {workers}; {omp_line}")
+    print(f"command: {' '.join(cmd[1:])}")
+    print(
+        f"wall {m.seconds:.2f} s, peak RSS {m.peak_rss_mib:.0f} MiB (largest process), "
+        f"peak tree PSS {m.peak_tree_pss_mib:.0f} MiB (sampled); grade {report['grade']}, "
+        f"{len(report['findings'])} findings"
+    )
+    rules = sorted(report["rules"], key=lambda r: (-r["duration_s"], r["id"]))
+    print(f"{'rule':<10} {'outcome':<9} {'seconds':>8} {'of wall':>8}")
+    for r in rules:
+        share = r["duration_s"] / m.seconds
+        print(f"{r['id']:<10} {r['outcome']:<9} {r['duration_s']:>8.2f} {share:>8.1%}")
+    in_rules = sum(r["duration_s"] for r in rules)
+    auditor = report.get("duration_s") or 0.0
+    print(f"{'sum of rule times':<29} {in_rules:>8.2f} {in_rules / m.seconds:>8.1%}")
+    print(
+        f"{'Auditor.run, outside rules':<29} {auditor - in_rules:>8.2f} "
+        f"{(auditor - in_rules) / m.seconds:>8.1%}   (planning, grading, gating)"
+    )
+    print(
+        f"{'outside Auditor.run':<29} {m.seconds - auditor:>8.2f} "
+        f"{(m.seconds - auditor) / m.seconds:>8.1%}   (start-up, imports, manifest, rendering)"
+    )
+    print(f"{'wall':<29} {m.seconds:>8.2f} {1:>8.1%}")
+
+
+if __name__ == "__main__":
+    main()

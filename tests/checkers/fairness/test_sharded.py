@@ -1,0 +1,240 @@
+"""FMFL-F01 and FMFL-F02 as shard tasks: the report does not depend on how the files are cut.
+
+Every deployment is scanned whole (one worker, one shard per file), cut into many small shards
+read inline, and cut into many small shards read by two forked workers; the reports must be
+identical apart from timing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import minimal_manifest
+
+from fmfl_audit.engine.executors import Executor, LocalExecutor
+from fmfl_audit.engine.runner import Auditor
+from fmfl_audit.inputs.shards import plan_shards
+from fmfl_audit.manifest import load_manifest
+from fmfl_audit.manifest.loader import Deployment
+from fmfl_audit.models import AuditReport
+
+SHARD_BYTES = 300
+
+
+def executors() -> list[Executor]:
+    return [
+        LocalExecutor(1),
+        LocalExecutor(1, shard_bytes=SHARD_BYTES),
+        LocalExecutor(2, shard_bytes=SHARD_BYTES),
+    ]
+
+
+def comparable(report: AuditReport) -> dict[str, Any]:
+    data = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
+    for rule in data["rules"]:
+        rule.pop("duration_s", None)
+    return data
+
+
+def run_everywhere(deployment: Deployment, rule: str) -> tuple[AuditReport, dict[str, Any]]:
+    """The whole-file report, after checking that every executor gives the same one."""
+    reports = [Auditor(deployment, only=(rule,), executor=ex).run() for ex in executors()]
+    dumps = [comparable(r) for r in reports]
+    assert reports[0].rule(rule).error is None
+    assert dumps[1] == dumps[0]
+    assert dumps[2] == dumps[0]
+    return reports[0], dumps[0]
+
+
+def assert_sharded(deployment: Deployment) -> None:
+    """Every data file of the deployment is cut into several shards at SHARD_BYTES."""
+    for c in deployment.manifest.clients:
+        for src in (c.synthetic_data, c.private_sample):
+            if src is not None:
+                assert len(plan_shards(src, "x", target_bytes=SHARD_BYTES)) > 3, src.path
+
+
+def rows(*parts: tuple[str, int]) -> list[dict[str, str]]:
+    """Rows of the given texts, interleaved (so that every shard holds a mix of them)."""
+    out: list[dict[str, str]] = []
+    left = [n for _, n in parts]
+    while any(left):
+        for i, (text, _) in enumerate(parts):
+            if left[i]:
+                out.append({"text": text})
+                left[i] -= 1
+    return out
+
+
+def with_malformed(good: list[dict[str, str]]) -> str:
+    """JSONL text of `good` with a broken line and a record without text in the middle."""
+    import json
+
+    lines = [json.dumps(r) for r in good]
+    mid = len(lines) // 2
+    lines[mid:mid] = ["{not json", json.dumps({"other": 1})]
+    return "\n".join(lines) + "\n"
+
+
+def deployment(
+    make: Callable[..., Path],
+    clients: list[dict[str, Any]],
+    files: dict[str, Any],
+    rules: dict[str, Any] | None = None,
+) -> Deployment:
+    sections: dict[str, Any] = {"clients": clients}
+    if rules:
+        sections["policy"] = {"rules": rules}
+    return load_manifest(make(minimal_manifest(**sections), files))
+
+
+# -- FMFL-F01 ------------------------------------------------------------------------------------
+
+
+def test_f01_skew_is_the_same_whatever_the_shards(make_deployment: Callable[..., Path]) -> None:
+    balanced_real = rows(("A girl read a book.", 40), ("A boy read a book.", 40))
+    dep = deployment(
+        make_deployment,
+        [
+            {"id": "a", "synthetic_data": "a/syn.jsonl", "private_sample": "a/real.jsonl"},
+            {"id": "b", "synthetic_data": "b/syn.csv"},
+        ],
+        {
+            # Skewed against the client's own balanced real data (a reference read in shards).
+            "a/syn.jsonl": with_malformed(
+                rows(("The old woman smiled.", 70), ("The boy smiled.", 8))
+            ),
+            "a/real.jsonl": balanced_real,
+            # Skewed against the pooled real data of the other clients (client b has none).
+            "b/syn.csv": rows(("A young woman sang.", 60), ("A man sang.", 6)),
+        },
+    )
+    assert_sharded(dep)
+    report, dump = run_everywhere(dep, "FMFL-F01")
+    keys = sorted((f.subject, f.message.split(" is skewed")[0]) for f in report.findings)
+    assert keys == [
+        ("client:a", "gender_and_sex"),
+        ("client:b", "gender_and_sex"),
+        ("overall", "gender_and_sex"),
+    ]
+    metrics = dump["rules"][0]["metrics"]
+    assert metrics["client:a"]["records"] == 78
+    assert metrics["client:a"]["gender_and_sex"]["counts"] == {"female": 70, "male": 8}
+    assert metrics["client:a"]["gender_and_sex"]["reference"] == "client-private-sample"
+    assert metrics["client:b"]["gender_and_sex"]["reference"] == "pooled-private-samples"
+    assert metrics["overall"]["records"] == 144
+    # The malformed lines were counted once, whatever the cut.
+    (syn,) = [i for i in dump["inputs"] if i["path"] == "a/syn.jsonl"]
+    assert (syn["records"], syn["malformed"]) == (78, 2)
+
+
+def test_f01_balanced_data_passes_whatever_the_shards(
+    make_deployment: Callable[..., Path],
+) -> None:
+    dep = deployment(
+        make_deployment,
+        [{"id": "a", "synthetic_data": "a/syn.csv"}, {"id": "b", "synthetic_data": "b/syn.jsonl"}],
+        {
+            "a/syn.csv": rows(("The girl smiled.", 40), ("The boy smiled.", 38)),
+            "b/syn.jsonl": rows(("Her sister laughed.", 30), ("His brother laughed.", 33)),
+        },
+    )
+    assert_sharded(dep)
+    report, dump = run_everywhere(dep, "FMFL-F01")
+    assert report.findings == ()
+    overall = dump["rules"][0]["metrics"]["overall"]["gender_and_sex"]
+    assert overall["graded"] is True
+    assert overall["counts"] == {"female": 100, "male": 104}  # pronouns count in F01
+
+
+# -- FMFL-F02 ------------------------------------------------------------------------------------
+
+
+def test_f02_association_is_the_same_whatever_the_shards(
+    make_deployment: Callable[..., Path],
+) -> None:
+    filler = ("The weather was mild that day.", 60)
+    dep = deployment(
+        make_deployment,
+        [{"id": "a", "synthetic_data": "a/syn.jsonl"}, {"id": "b", "synthetic_data": "b/syn.csv"}],
+        {
+            # The negative mentions are spread over the file: the evidence comes from several
+            # shards and must still be the first ones in file order.
+            "a/syn.jsonl": with_malformed(
+                rows(
+                    filler,
+                    ("The girl was rude to everyone.", 40),
+                    ("The boy was kind to everyone.", 40),
+                )
+            ),
+            "b/syn.csv": rows(
+                ("The Muslim man was a criminal.", 30), ("The Christian man was honest.", 30)
+            ),
+        },
+        # Ten examples per finding: more than one shard holds them.
+        rules={"FMFL-F02": {"params": {"max_examples": 10}}},
+    )
+    assert_sharded(dep)
+    report, dump = run_everywhere(dep, "FMFL-F02")
+    assert len(report.findings) > 0
+    by_subject = {f.subject for f in report.findings}
+    assert by_subject == {"client:a", "client:b", "overall"}
+    (neg,) = [
+        f for f in report.findings if f.subject == "client:a" and "negative terms" in f.message
+    ]
+    locs = [e.location for e in neg.evidence]
+    assert len(locs) == 10
+    assert locs == sorted(locs, key=lambda s: int(s.rsplit(":", 1)[1]))
+    # ... and come from more than one shard.
+    shards = plan_shards(
+        dep.manifest.clients[0].synthetic_data, "a/syn.jsonl", target_bytes=SHARD_BYTES
+    )
+    starts = [s.first_line for s in shards]
+    lines = [int(loc.rsplit(":", 1)[1]) for loc in locs]
+    assert len({sum(1 for s in starts if s <= n) for n in lines}) > 1
+    metrics = dump["rules"][0]["metrics"]
+    assert metrics["client:a"]["records"] == 140
+    assert metrics["client:a"]["gender_and_sex"]["mentions"] == {"female": 40, "male": 40}
+
+
+def test_f02_pack_categories_travel_with_the_task(make_deployment: Callable[..., Path]) -> None:
+    dep = deployment(
+        make_deployment,
+        [{"id": "a", "synthetic_data": "a/syn.jsonl"}],
+        {
+            "a/syn.jsonl": rows(
+                ("The girl was Bossy at work.", 40), ("The boy was calm at work.", 40)
+            ),
+        },
+        rules={"FMFL-F02": {"params": {"categories": {"bossy": ["BOSSY", "pushy"]}}}},
+    )
+    assert_sharded(dep)
+    report, dump = run_everywhere(dep, "FMFL-F02")
+    assert {f.subject for f in report.findings} == {"client:a", "overall"}
+    assert dump["rules"][0]["notes"][0].startswith("categories: bossy;")
+    cell = dump["rules"][0]["metrics"]["client:a"]["gender_and_sex"]["bossy"]
+    assert cell["rates"] == {"female": 1.0, "male": 0.0}
+
+
+def test_f02_even_treatment_passes_whatever_the_shards(
+    make_deployment: Callable[..., Path],
+) -> None:
+    dep = deployment(
+        make_deployment,
+        [{"id": "a", "synthetic_data": "a/syn.csv"}],
+        {
+            "a/syn.csv": rows(
+                ("The girl was rude.", 20),
+                ("The boy was rude.", 20),
+                ("The girl was kind.", 20),
+                ("The boy was kind.", 20),
+            ),
+        },
+    )
+    assert_sharded(dep)
+    report, dump = run_everywhere(dep, "FMFL-F02")
+    assert report.findings == ()
+    cell = dump["rules"][0]["metrics"]["overall"]["gender_and_sex"]["negative"]
+    assert cell["rates"] == {"female": 0.5, "male": 0.5}
