@@ -50,7 +50,10 @@ def main() -> None:
     runs = [
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("fmfl-audit --help", [str(script), "--help"]),
-        ('python -c "import torch, transformers"', [sys.executable, "-c", "import torch, transformers"]),
+        (
+            'python -c "import torch, transformers"',
+            [sys.executable, "-c", "import torch, transformers"],
+        ),
     ]
     times = {name: _time(cmd, args.repeat) for name, cmd in runs}
 

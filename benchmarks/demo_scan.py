@@ -60,16 +60,16 @@ class Measured:
 def _descendants(root: int) -> list[int]:
     """`root` and every live process below it (from the ppid field of /proc/*/stat)."""
     parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
         # The command name may hold spaces and parentheses: fields resume after the last ')'.
         fields = stat[stat.rindex(")") + 2 :].split()
-        parent[int(entry)] = int(fields[1])
+        parent[int(entry.name)] = int(fields[1])
     tree = [root]
     for pid in tree:
         tree.extend(child for child, ppid in parent.items() if ppid == pid)
@@ -144,10 +144,14 @@ def scan_env(omp_threads: int | None) -> tuple[dict[str, str], str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", type=Path, default=None, help="Default: the demo, else quickstart.")
+    ap.add_argument(
+        "--manifest", type=Path, default=None, help="Default: the demo, else quickstart."
+    )
     ap.add_argument("--workers", type=int, default=None, help="Passed to --workers (default: all).")
     ap.add_argument("--executor", choices=("local", "ray"), default="local")
-    ap.add_argument("--omp-threads", type=int, default=None, help="Set OMP_NUM_THREADS for the scan.")
+    ap.add_argument(
+        "--omp-threads", type=int, default=None, help="Set OMP_NUM_THREADS for the scan."
+    )
     args = ap.parse_args()
 
     manifest = args.manifest or (DEMO if DEMO.exists() else QUICKSTART)

@@ -1,11 +1,31 @@
 """FMFL-P01 throughput against Presidio's own BatchAnalyzerEngine, same engine and recognizers.
 
-Both sides get the same Presidio AnalyzerEngine (offline spaCy pipeline, the same recognizers),
-the same entity list and score threshold, on the same records, in one run; findings must be
-identical. The records are synthetic-data-like: stories sampled from stories260K-style templates,
-with a share of records carrying real PII sentences from the Presidio synthetic PII set.
+Both sides get the same Presidio AnalyzerEngine object (offline spaCy pipeline, the recognizers
+of the default rule pack's FMFL-P01, custom ones included), the same entity list and score
+threshold, on the same records, in one run; findings must be identical. The records are
+synthetic-data-like: stories sampled from stories260K-style templates, with a share of records
+carrying real PII sentences from the Presidio synthetic PII set (../shared/data, or
+$FMFL_SHARED_DATA).
 
     python benchmarks/p01_throughput.py [--records 20000] [--pii-share 0.05] [--workers 1 2]
+
+- anchor: `BatchAnalyzerEngine(engine).analyze_iterator(texts, ...)` over the texts in memory;
+- fmfl-audit: the texts written as a JSONL `synthetic_data` file of a one-client deployment, and
+  `Auditor(deployment, only=["FMFL-P01"], executor=LocalExecutor(w)).run()` for each w in
+  `--workers` (with 2 or more workers the file is cut into shards that forked workers scan).
+
+Build time is excluded from both clocks: the analyzer is built once through `shared_analyzer`
+into a scan cache before any clock starts, and each path is warmed on two short texts first (the
+anchor with one `analyze_iterator` call; fmfl-audit with one whole `Auditor.run()` over a
+two-record deployment, which also compiles P01's prefilter, kept per analyzer). The Auditor
+creates a fresh cache per scan, so the benchmark hands it that prepared cache (it replaces
+`ResourceCache` in `engine.runner` with a factory returning it); forked workers inherit it as
+they would in a real scan. Writing the JSONL file is not timed; the fmfl-audit clock covers the
+whole `Auditor.run()` (planning, reading and parsing the file, sharding and forking, the scan,
+the report).
+
+"Identical" compares P01's figures in the report (records scanned, records with PII, and the
+count of every entity type) with the same figures computed from the anchor's results.
 """
 
 from __future__ import annotations
@@ -15,11 +35,15 @@ import json
 import os
 import platform
 import random
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FMFL_SHARED_DATA", REPO.parent / "shared" / "data"))
+CLIENT = "bench"
 
 STORY_PARTS = [
     "Once upon a time, there was a little girl named Lily.",
@@ -31,14 +55,18 @@ STORY_PARTS = [
     "The little bird was sad because it could not fly very high.",
     "They played together all day and went home when it was dark.",
 ]
+WARM_UP = [
+    "Warm-up: call 212-555-0187 or write to lily.smith@example.org, card 4111111111111111.",
+    "Once upon a time, there was a little girl named Lily.",
+]
 
 
 def corpus(n: int, pii_share: float, seed: int) -> list[str]:
     rng = random.Random(seed)
-    pii = [
-        " ".join(r["full_text"].split())
-        for r in json.loads((SHARED / "pii_presidio_synth" / "synth_dataset_v2.json").read_text())
-    ]
+    path = SHARED / "pii_presidio_synth" / "synth_dataset_v2.json"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: set FMFL_SHARED_DATA to the shared data folder")
+    pii = [" ".join(r["full_text"].split()) for r in json.loads(path.read_text())]
     out = []
     for _ in range(n):
         text = " ".join(rng.sample(STORY_PARTS, 4))
@@ -48,8 +76,33 @@ def corpus(n: int, pii_share: float, seed: int) -> list[str]:
     return out
 
 
+def write_deployment(root: Path, texts: list[str]) -> Path:
+    """A one-client deployment whose synthetic data is `texts`; the manifest's path."""
+    with (root / "synthetic.jsonl").open("w", encoding="utf-8") as fh:
+        for i, text in enumerate(texts):
+            fh.write(json.dumps({"id": i, "text": text}) + "\n")
+    manifest = {
+        "version": 1,
+        "deployment": {"name": "p01-throughput"},
+        "clients": [{"id": CLIENT, "synthetic_data": "synthetic.jsonl"}],
+    }
+    path = root / "manifest.yaml"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def anchor_figures(results: list[list[Any]]) -> dict[str, Any]:
+    """P01's figures (see `PiiChecker._report`) computed from per-text analyzer results."""
+    counts = Counter(r.entity_type for rs in results for r in rs)
+    return {
+        "records_scanned": len(results),
+        "records_with_pii": sum(1 for rs in results if rs),
+        "entities": dict(sorted(counts.items())),
+    }
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=20000)
     ap.add_argument("--pii-share", type=float, default=0.05)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -58,61 +111,74 @@ def main() -> None:
 
     from presidio_analyzer import BatchAnalyzerEngine
 
-    from fmfl_audit.checkers.privacy._presidio import analyze_texts, build_analyzer
+    import fmfl_audit.engine.runner as runner
+    from fmfl_audit.checkers.base import ResourceCache
+    from fmfl_audit.checkers.privacy._presidio import shared_analyzer
     from fmfl_audit.checkers.privacy.pii import PiiParams
+    from fmfl_audit.engine.executors import LocalExecutor
+    from fmfl_audit.inputs.shards import plan_shards
+    from fmfl_audit.manifest import load_manifest
 
-    params = PiiParams()
-    analyzer = build_analyzer(lang="en")
-    entities = analyzer.requested_entities(params.entities, params.exclude_entities)
     texts = corpus(args.records, args.pii_share, args.seed)
+    with tempfile.TemporaryDirectory(prefix="fmfl-p01-bench-") as tmp:
+        deployment = load_manifest(write_deployment(Path(tmp), texts))
+        # P01's effective settings: the default pack's params (custom recognizers included).
+        (planned,) = runner.Auditor(deployment, only=("FMFL-P01",)).plan()
+        params = planned.params
+        assert isinstance(params, PiiParams)
+        cache = ResourceCache()
+        analyzer = shared_analyzer(cache, language=params.language, recognizers=params.recognizers)
+        entities = analyzer.requested_entities(
+            params.entities, params.exclude_entities, params.language
+        )
+        batch = BatchAnalyzerEngine(analyzer_engine=analyzer.engine)
+        kwargs = dict(language=params.language, entities=entities, batch_size=params.batch_size)
+        list(batch.analyze_iterator(WARM_UP, score_threshold=params.min_score, **kwargs))
+        runner.ResourceCache = lambda: cache
+        warm_dir = Path(tmp) / "warm-up"
+        warm_dir.mkdir()
+        runner.Auditor(load_manifest(write_deployment(warm_dir, WARM_UP)), only=("FMFL-P01",)).run()
 
-    t0 = time.perf_counter()
-    anchor = BatchAnalyzerEngine(analyzer_engine=analyzer.engine).analyze_iterator(
-        texts,
-        language="en",
-        batch_size=params.batch_size,
-        entities=entities,
-        score_threshold=params.min_score,
-    )
-    t_anchor = time.perf_counter() - t0
-    expected = [
-        sorted((r.start, r.end, r.entity_type, round(r.score, 6)) for r in rs) for rs in anchor
-    ]
-
-    rows = [("presidio BatchAnalyzerEngine", t_anchor, 1.0, True)]
-    for workers in args.workers:
         t0 = time.perf_counter()
-        got = []
-        for i in range(0, len(texts), params.batch_size * 8):
-            chunk = texts[i : i + params.batch_size * 8]
-            got.extend(
-                analyze_texts(
-                    analyzer,
-                    chunk,
-                    language="en",
-                    min_score=params.min_score,
-                    entities=params.entities,
-                    exclude=params.exclude_entities,
-                    batch_size=params.batch_size,
-                    workers=workers,
-                )
-            )
-        t = time.perf_counter() - t0
-        same = [
-            sorted((r.start, r.end, r.entity_type, round(r.score, 6)) for r in rs) for rs in got
-        ] == expected
-        rows.append((f"fmfl-audit P01 (workers={workers})", t, t_anchor / t, same))
+        anchor = batch.analyze_iterator(texts, score_threshold=params.min_score, **kwargs)
+        t_anchor = time.perf_counter() - t0
+        expected = anchor_figures(anchor)
 
-    n_found = sum(len(e) for e in expected)
+        source = deployment.manifest.clients[0].synthetic_data
+        assert source is not None
+        rows = [("presidio BatchAnalyzerEngine", 1, t_anchor, 1.0, True)]
+        for workers in args.workers:
+            executor = LocalExecutor(workers)
+            target = executor.shard_target(source.path.stat().st_size)
+            shards = 1 if target is None else len(plan_shards(source, "x", target_bytes=target))
+            t0 = time.perf_counter()
+            report = runner.Auditor(deployment, only=("FMFL-P01",), executor=executor).run()
+            t = time.perf_counter() - t0
+            executor.close()
+            result = report.rule("FMFL-P01")
+            if result.error:
+                raise SystemExit(f"FMFL-P01 errored: {result.error}")
+            figures = result.metrics[f"client:{CLIENT}"]
+            got = {k: figures[k] for k in expected}
+            same = got == expected
+            if not same:
+                print(f"MISMATCH (workers={workers}): fmfl-audit {got} vs anchor {expected}")
+            rows.append((f"fmfl-audit P01 (workers={workers})", shards, t, t_anchor / t, same))
+
+    n_found = sum(expected["entities"].values())
     share = f"{args.pii_share:.0%}"
     print(f"{args.records} records, {share} with a PII sentence, {n_found} entities found")
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(f"engine: {analyzer.description}")
-    print(f"{'run':<34} {'seconds':>9} {'records/s':>10} {'speed-up':>9} identical")
-    for name, t, ratio, same in rows:
-        print(f"{name:<34} {t:>9.2f} {args.records / t:>10.0f} {ratio:>8.2f}x {same}")
+    print(f"{len(entities)} entity types requested, min_score {params.min_score}")
+    print(f"{'run':<34} {'shards':>6} {'seconds':>9} {'records/s':>10} {'speed-up':>9} identical")
+    for name, shards, t, ratio, same in rows:
+        print(
+            f"{name:<34} {shards:>6} {t:>9.2f} {args.records / t:>10.0f} {ratio:>8.2f}x "
+            f"{'yes' if same else 'NO'}"
+        )
 
 
 if __name__ == "__main__":

@@ -197,7 +197,8 @@ class LocalExecutor(Executor):
     """This machine: in process for one worker or one shard, else forked worker processes.
 
     Forked workers inherit the scan's cache (a Presidio engine built once is not rebuilt) and the
-    shared object, so neither is pickled; only shards and partials cross the pipe.
+    shared object, so neither is pickled; only shards and partials cross the pipe. Once this
+    process has initialised CUDA (a forked child cannot use it), shards run in this process.
     """
 
     name = "local"
@@ -221,7 +222,7 @@ class LocalExecutor(Executor):
         cache: Cache,
         shared: Any = None,
     ) -> Iterator[tuple[Any, ReadStats]]:
-        if self.workers <= 1 or len(shards) <= 1:
+        if self.workers <= 1 or len(shards) <= 1 or _cuda_in_use():
             env = ShardEnv(cache=cache, shared=shared)
             for shard in shards:
                 yield _unwrap(run_shard(task, shard, opts, env))
@@ -242,6 +243,13 @@ class LocalExecutor(Executor):
                 result=lambda fut: fut.result(),
                 cancel=lambda fut: fut.cancel(),
             )
+
+
+def _cuda_in_use() -> bool:
+    """True when this process has initialised CUDA: a forked child cannot use it, so shards run
+    in this process instead."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
 
 
 _FORKED_ENV: list[ShardEnv] = []
