@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import minimal_manifest
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.main import app
@@ -28,7 +29,6 @@ from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import AuditReport
-from tests.conftest import minimal_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "reading-tutor" / "compromised" / "manifest.yaml"

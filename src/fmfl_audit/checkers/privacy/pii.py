@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
-from fmfl_audit.checkers.privacy._evidence import scrub
+from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
 from fmfl_audit.checkers.privacy._presidio import (
     RecognizerSpec,
     analyze_texts,
@@ -220,6 +220,7 @@ class PiiChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, PiiParams)
+        warm_scrubber(ctx.cache, ctx.executor)
         analyzer = shared_analyzer(
             ctx.cache, language=params.language, recognizers=params.recognizers
         )
