@@ -79,7 +79,11 @@ def test_local_executor_returns_partials_in_shard_order(tmp_path: Path, workers:
     src = _jsonl(tmp_path, 300)
     shards = plan_shards(src, "d.jsonl", target_bytes=256)
     assert len(shards) > 20
-    out = list(LocalExecutor(workers).map(_Ids(), shards, ReadOptions(), cache=Cache(), shared="S"))
+    out = list(
+        LocalExecutor(workers).map(
+            [(_Ids(), s) for s in shards], ReadOptions(), cache=Cache(), shared="S"
+        )
+    )
     ids = [i for (_, part, _), _ in out for i in part]
     assert ids == [str(i) for i in range(300)]
     assert sum(stats.records for _, stats in out) == 300
@@ -96,7 +100,11 @@ def test_errors_from_workers_arrive_unchanged(tmp_path: Path, workers: int) -> N
     src = _jsonl(tmp_path, 100)
     shards = plan_shards(src, "d.jsonl", target_bytes=256)
     with pytest.raises(InputError, match=r"^d\.jsonl:57: refused$"):
-        list(LocalExecutor(workers).map(_Ids(fail_on="56"), shards, ReadOptions(), cache=Cache()))
+        list(
+            LocalExecutor(workers).map(
+                [(_Ids(fail_on="56"), s) for s in shards], ReadOptions(), cache=Cache()
+            )
+        )
 
 
 def test_make_executor_validates_its_arguments() -> None:

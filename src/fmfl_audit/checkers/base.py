@@ -152,23 +152,52 @@ class CheckContext:
     ) -> Iterator[Any]:
         """Run `task` over the shards of `source` on the scan's executor; the partials in file
         order (fold them in that order). Malformed records are counted into the ledger."""
-        display = self.display(source.path)
-        size = source.path.stat().st_size if source.path.is_file() else 0
-        target = self.executor.shard_target(size)
-        if target is None:
-            shards = [Shard.of_file(source, display)]
-        else:
-            shards = plan_shards(source, display, target_bytes=target)
+        for _, partial in self.map_sources(
+            [(source, task)],
+            require_text=require_text,
+            required=required,
+            batch_size=batch_size,
+            shared=shared,
+        ):
+            yield partial
+
+    def map_sources(
+        self,
+        jobs: Sequence[tuple[DataSource, ShardTask]],
+        *,
+        require_text: bool = True,
+        required: Sequence[str] = (),
+        batch_size: int = DEFAULT_BATCH,
+        shared: Any = None,
+    ) -> Iterator[tuple[int, Any]]:
+        """`map_shards` over several sources at once, so that small files keep every worker busy
+        too: (job index, partial), all of job 0's shards in file order, then job 1's, and so on."""
+        items: list[tuple[ShardTask, Shard]] = []
+        owner: list[int] = []
+        shard_counts: list[int] = []
+        for j, (source, task) in enumerate(jobs):
+            display = self.display(source.path)
+            size = source.path.stat().st_size if source.path.is_file() else 0
+            target = self.executor.shard_target(size)
+            shards = (
+                [Shard.of_file(source, display)]
+                if target is None
+                else plan_shards(source, display, target_bytes=target)
+            )
+            items.extend((task, shard) for shard in shards)
+            owner.extend([j] * len(shards))
+            shard_counts.append(len(shards))
         opts = ReadOptions(
             require_text=require_text, required=tuple(required), batch_size=batch_size
         )
         parts: list[ReadStats] = []
-        for partial, stats in self.executor.map(
-            task, shards, opts, cache=self.cache, shared=shared
-        ):
+        results = self.executor.map(items, opts, cache=self.cache, shared=shared)
+        for j, (partial, stats) in zip(owner, results, strict=True):
             parts.append(stats)
-            yield partial
-        self.ledger.commit(merge_stats(parts, display))
+            yield j, partial
+            if len(parts) == shard_counts[j]:
+                self.ledger.commit(merge_stats(parts, self.display(jobs[j][0].path)))
+                parts = []
 
 
 @dataclass

@@ -122,16 +122,16 @@ def _unwrap(result: Any) -> tuple[Any, ReadStats]:
 
 
 def _in_order(
-    shards: Sequence[Shard],
+    items: Sequence[tuple[ShardTask, Shard]],
     limit: int,
     *,
-    submit: Callable[[Shard], Any],
+    submit: Callable[[tuple[ShardTask, Shard]], Any],
     result: Callable[[Any], Any],
     cancel: Callable[[Any], Any],
 ) -> Iterator[tuple[Any, ReadStats]]:
-    """Submit shards with at most `limit` in flight; yield their results in shard order."""
+    """Submit items with at most `limit` in flight; yield their results in item order."""
     window: deque[Any] = deque()
-    todo = iter(shards)
+    todo = iter(items)
     try:
         while True:
             while len(window) < limit and (nxt := next(todo, None)) is not None:
@@ -167,14 +167,13 @@ class Executor(ABC):
     @abstractmethod
     def map(
         self,
-        task: ShardTask,
-        shards: Sequence[Shard],
+        items: Sequence[tuple[ShardTask, Shard]],
         opts: ReadOptions,
         *,
         cache: Cache,
         shared: Any = None,
     ) -> Iterator[tuple[Any, ReadStats]]:
-        """(partial, stats) of every shard, in shard order."""
+        """(partial, stats) of every (task, shard) item, in the order of `items`."""
 
     def describe(self) -> str:
         """One line for the report's notes."""
@@ -215,31 +214,30 @@ class LocalExecutor(Executor):
 
     def map(
         self,
-        task: ShardTask,
-        shards: Sequence[Shard],
+        items: Sequence[tuple[ShardTask, Shard]],
         opts: ReadOptions,
         *,
         cache: Cache,
         shared: Any = None,
     ) -> Iterator[tuple[Any, ReadStats]]:
-        if self.workers <= 1 or len(shards) <= 1 or _cuda_in_use():
+        if self.workers <= 1 or len(items) <= 1 or _cuda_in_use():
             env = ShardEnv(cache=cache, shared=shared)
-            for shard in shards:
+            for task, shard in items:
                 yield _unwrap(run_shard(task, shard, opts, env))
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(shards)),
+            max_workers=min(self.workers, len(items)),
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_forked,
             initargs=(ShardEnv(cache=cache, shared=shared),),
         ) as pool:
             yield from _in_order(
-                shards,
+                items,
                 2 * self.workers,
-                submit=lambda shard: pool.submit(_forked_run, task, shard, opts),
+                submit=lambda item: pool.submit(_forked_run, item[0], item[1], opts),
                 result=lambda fut: fut.result(),
                 cancel=lambda fut: fut.cancel(),
             )
@@ -338,8 +336,7 @@ class RayExecutor(Executor):
 
     def map(
         self,
-        task: ShardTask,
-        shards: Sequence[Shard],
+        items: Sequence[tuple[ShardTask, Shard]],
         opts: ReadOptions,
         *,
         cache: Cache,
@@ -348,9 +345,9 @@ class RayExecutor(Executor):
         ray = self._ray
         shared_ref = ray.put(shared)
         yield from _in_order(
-            shards,
+            items,
             2 * self._cpus,
-            submit=lambda shard: self._remote.remote(task, shard, opts, shared_ref),
+            submit=lambda item: self._remote.remote(item[0], item[1], opts, shared_ref),
             result=ray.get,
             cancel=ray.cancel,
         )

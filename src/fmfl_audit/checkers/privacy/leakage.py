@@ -38,6 +38,7 @@ from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, Check
 from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
 from fmfl_audit.checkers.privacy._shingles import (
     KEY_ENV,
+    Fingerprint,
     HashSet,
     LeakIndex,
     LeakIndexBuilder,
@@ -215,9 +216,7 @@ class LeakageChecker(Checker):
             "k": params.k,
         }
         matrix: dict[str, Counter[str]] = defaultdict(Counter)
-        for client in clients_with(ctx.deployment, "synthetic_data"):
-            self._probe(ctx, params, key, index, client, matrix, out)
-            ctx.progress.advance()
+        self._probe(ctx, params, key, index, matrix, out)
         out.metrics["federation"]["leakage_matrix"] = {
             src: dict(sorted(row.items())) for src, row in sorted(matrix.items())
         }
@@ -244,35 +243,47 @@ class LeakageChecker(Checker):
         self, ctx: CheckContext, params: LeakageParams, key: bytes, out: CheckOutput
     ) -> tuple[LeakIndex, dict[str, dict[str, int]]]:
         builder = LeakIndexBuilder()
-        task = _IndexTask(key=key, k=params.k)
-        indexed: dict[str, dict[str, int]] = {}
         manifest = ctx.deployment.manifest
         total = sum(1 for c in manifest.clients if c.synthetic_data) + len(manifest.clients) + 1
         ctx.progress.set_total(total)
+        fingerprints = {
+            c.id: self._fingerprint(ctx, params, key, c.fingerprint)
+            for c in manifest.clients
+            if c.fingerprint is not None and c.private_sample is None
+        }
+        # Every source file in one executor map, so small files run in parallel too.
+        labels: list[str] = []
+        sources: list[DataSource] = []
+        for client in manifest.clients:
+            for kind, source in (("prompts", client.prompts), ("private", client.private_sample)):
+                if source is not None:
+                    labels.append(f"{client.id}:{kind}")
+                    sources.append(source)
+        fm = manifest.foundation_model
+        if fm is not None and fm.sensitive_data is not None:
+            labels.append("fm:sensitive_data")
+            sources.append(fm.sensitive_data)
+        sets = [HashSet() for _ in sources]
+        records = [0] * len(sources)
+        task = _IndexTask(key=key, k=params.k)
+        for j, part in ctx.map_sources(
+            [(src, task) for src in sources], batch_size=params.batch_size
+        ):
+            records[j] += part.records
+            sets[j].add(part.hashes)
+        done = dict(zip(labels, zip(records, sets, strict=True), strict=True))
+        indexed: dict[str, dict[str, int]] = {}
         for client in manifest.clients:
             owner = builder.owner(client.id)
-            sources = [("prompts", client.prompts), ("private", client.private_sample)]
-            for kind, source in sources:
-                if source is None:
-                    continue
-                hs = HashSet()
-                records = self._index_source(ctx, params, task, source, hs)
-                arr = hs.array()
-                builder.add(owner, arr)
-                indexed[f"{client.id}:{kind}"] = {"records": records, "shingles": len(arr)}
-            if client.fingerprint is not None and client.private_sample is None:
-                fp = read_fingerprint(client.fingerprint, ctx.display(client.fingerprint))
-                if fp.k != params.k:
-                    raise CheckerError(
-                        f"{ctx.display(client.fingerprint)}: fingerprint made with k={fp.k}, "
-                        f"the rule uses k={params.k}; re-run `fmfl-audit fingerprint --k "
-                        f"{params.k}`"
-                    )
-                if fp.key_check != key_check(key):
-                    raise CheckerError(
-                        f"{ctx.display(client.fingerprint)}: fingerprint made with another key "
-                        "than the auditor's (key_check differs)"
-                    )
+            for kind in ("prompts", "private"):
+                label = f"{client.id}:{kind}"
+                if label in done:
+                    n, hs = done[label]
+                    arr = hs.array()
+                    builder.add(owner, arr)
+                    indexed[label] = {"records": n, "shingles": len(arr)}
+            fp = fingerprints.get(client.id)
+            if fp is not None:
                 builder.add(owner, fp.hashes)
                 indexed[f"{client.id}:private"] = {
                     "records": fp.records,
@@ -280,27 +291,35 @@ class LeakageChecker(Checker):
                 }
                 out.notes.append(f"client {client.id}: private data from its fingerprint")
             ctx.progress.advance()
-        fm = manifest.foundation_model
-        if fm is not None and fm.sensitive_data is not None:
+        if "fm:sensitive_data" in done:
             owner = builder.owner(SERVER)
-            records = self._index_source(ctx, params, task, fm.sensitive_data, builder.sets[owner])
+            n, hs = done["fm:sensitive_data"]
+            builder.add(owner, hs.array())
             indexed["fm:sensitive_data"] = {
-                "records": records,
+                "records": n,
                 "shingles": len(builder.sets[owner].array()),
             }
         ctx.progress.advance()
         return builder.build(), indexed
 
     @staticmethod
-    def _index_source(
-        ctx: CheckContext, params: LeakageParams, task: _IndexTask, source: DataSource, hs: HashSet
-    ) -> int:
-        """Fold the shards' distinct hashes of `source` into `hs`; the number of records."""
-        records = 0
-        for part in ctx.map_shards(source, task, batch_size=params.batch_size):
-            records += part.records
-            hs.add(part.hashes)
-        return records
+    def _fingerprint(
+        ctx: CheckContext, params: LeakageParams, key: bytes, path: Path
+    ) -> Fingerprint:
+        """A client's fingerprint file, checked against the rule's k and the auditor's key."""
+        fp = read_fingerprint(path, ctx.display(path))
+        if fp.k != params.k:
+            raise CheckerError(
+                f"{ctx.display(path)}: fingerprint made with k={fp.k}, "
+                f"the rule uses k={params.k}; re-run `fmfl-audit fingerprint --k "
+                f"{params.k}`"
+            )
+        if fp.key_check != key_check(key):
+            raise CheckerError(
+                f"{ctx.display(path)}: fingerprint made with another key "
+                "than the auditor's (key_check differs)"
+            )
+        return fp
 
     def _probe(
         self,
@@ -308,22 +327,39 @@ class LeakageChecker(Checker):
         params: LeakageParams,
         key: bytes,
         index: LeakIndex,
-        client: Any,
         matrix: dict[str, Counter[str]],
         out: CheckOutput,
     ) -> None:
-        task = _ProbeTask(
-            key=key,
-            k=params.k,
-            client_id=client.id,
-            common_min_owners=params.common_min_owners,
-            max_examples=params.max_examples,
-        )
-        tally = _ProbeTally()
-        for part in ctx.map_shards(
-            client.synthetic_data, task, batch_size=params.batch_size, shared=index
-        ):
-            tally.merge(part, params.max_examples)
+        """Probe every client's synthetic data against the index (one executor map)."""
+        clients = clients_with(ctx.deployment, "synthetic_data")
+        jobs = [
+            (
+                client.synthetic_data,
+                _ProbeTask(
+                    key=key,
+                    k=params.k,
+                    client_id=client.id,
+                    common_min_owners=params.common_min_owners,
+                    max_examples=params.max_examples,
+                ),
+            )
+            for client in clients
+        ]
+        tallies = [_ProbeTally() for _ in clients]
+        for j, part in ctx.map_sources(jobs, batch_size=params.batch_size, shared=index):
+            tallies[j].merge(part, params.max_examples)
+        for client, tally in zip(clients, tallies, strict=True):
+            self._report_client(params, client, tally, matrix, out)
+            ctx.progress.advance()
+
+    @staticmethod
+    def _report_client(
+        params: LeakageParams,
+        client: Any,
+        tally: _ProbeTally,
+        matrix: dict[str, Counter[str]],
+        out: CheckOutput,
+    ) -> None:
         spans_from = tally.spans_from
         for name, n in spans_from.items():
             matrix[name][client.id] += n

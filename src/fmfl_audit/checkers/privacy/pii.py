@@ -227,8 +227,8 @@ class PiiChecker(Checker):
         out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
         sources = self._sources(ctx.deployment, params)
         ctx.progress.set_total(len(sources))
-        for src in sources:
-            tally = self._scan(ctx, params, src)
+        tallies = self._scan(ctx, params, sources)
+        for src, tally in zip(sources, tallies, strict=True):
             self._report(params, src, tally, out)
             ctx.progress.advance()
         return out
@@ -264,24 +264,35 @@ class PiiChecker(Checker):
             )
         return out
 
-    def _scan(self, ctx: CheckContext, params: PiiParams, src: _Source) -> _Tally:
-        task = _PiiTask(
-            language=params.language,
-            recognizers=params.recognizers,
-            min_score=params.min_score,
-            entities=params.entities,
-            exclude=params.exclude_entities,
-            batch_size=params.batch_size,
-            max_examples=params.max_examples,
-            text_field=src.source.text_field,
-            text_optional=src.text_optional,
-        )
-        tally = _Tally()
-        for part in ctx.map_shards(
-            src.source, task, batch_size=params.batch_size, require_text=not src.text_optional
-        ):
-            tally.merge(part, params.max_examples)
-        return tally
+    @staticmethod
+    def _scan(ctx: CheckContext, params: PiiParams, sources: list[_Source]) -> list[_Tally]:
+        """Tallies of every source; the sources of one read mode go through one executor map,
+        so that small files keep every worker busy too."""
+        tallies = [_Tally() for _ in sources]
+        for optional in (False, True):
+            group = [i for i, src in enumerate(sources) if src.text_optional is optional]
+            jobs = [
+                (
+                    sources[i].source,
+                    _PiiTask(
+                        language=params.language,
+                        recognizers=params.recognizers,
+                        min_score=params.min_score,
+                        entities=params.entities,
+                        exclude=params.exclude_entities,
+                        batch_size=params.batch_size,
+                        max_examples=params.max_examples,
+                        text_field=sources[i].source.text_field,
+                        text_optional=optional,
+                    ),
+                )
+                for i in group
+            ]
+            for j, part in ctx.map_sources(
+                jobs, batch_size=params.batch_size, require_text=not optional
+            ):
+                tallies[group[j]].merge(part, params.max_examples)
+        return tallies
 
     @staticmethod
     def _report(params: PiiParams, src: _Source, tally: _Tally, out: CheckOutput) -> None:
