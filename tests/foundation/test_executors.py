@@ -29,6 +29,7 @@ from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import AuditReport
+from fmfl_audit.report.baseline import load_report
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "reading-tutor" / "compromised" / "manifest.yaml"
@@ -204,3 +205,53 @@ def test_ray_scan_equals_local_scan() -> None:
     assert sorted(ran) == sorted(RECORD_LEVEL)
     assert len(local["findings"]) >= 10
     assert remote == local
+
+
+@pytest.mark.slow
+@pytest.mark.enable_socket
+def test_cli_scan_joins_an_existing_ray_cluster(tmp_path: Path) -> None:
+    """`fmfl-audit scan --executor ray --ray-address` on a cluster started with `ray start` writes
+    the same JSON report (timing aside) as a local scan."""
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
+    import os
+    import random
+    import subprocess
+
+    bin_dir = Path(sys.executable).parent
+    port = random.randint(20000, 40000)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = [
+        str(bin_dir / "ray"),
+        "start",
+        "--head",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--node-ip-address=127.0.0.1",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(start, check=True, env=env, capture_output=True, timeout=180)
+    try:
+        scan = [
+            str(bin_dir / "fmfl-audit"),
+            "scan",
+            str(EXAMPLE),
+            *(a for rule in RECORD_LEVEL[:4] for a in ("--only", rule)),
+            "--format",
+            "json",
+            "--exit-zero",
+            "--no-progress",
+        ]
+        local = tmp_path / "local.json"
+        remote = tmp_path / "ray.json"
+        subprocess.run([*scan, "-o", str(local), "--workers", "1"], check=True, env=env)
+        ray_args = ["--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+        subprocess.run(
+            [*scan, "-o", str(remote), *ray_args, "--shard-bytes", "16384"], check=True, env=env
+        )
+    finally:
+        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], env=env, capture_output=True)
+
+    got, want = comparable(load_report(remote)), comparable(load_report(local))
+    assert len(want["findings"]) >= 5
+    assert got == want

@@ -172,6 +172,10 @@ def scan(
         str | None,
         typer.Option(help="Address of an existing Ray cluster (with --executor ray)."),
     ] = None,
+    shard_bytes: Annotated[
+        int | None,
+        typer.Option(min=1, hidden=True, help="Fixed shard size in bytes (tests, tuning)."),
+    ] = None,
     fail_on: Annotated[
         SeverityChoice | None,
         typer.Option(help="Fail on an unwaived finding at or above this severity."),
@@ -234,7 +238,9 @@ def scan(
         gate=gate,
         today=day,
     )
-    runner = make_executor(executor.value, workers=workers, address=ray_address)
+    runner = make_executor(
+        executor.value, workers=workers, address=ray_address, shard_bytes=shard_bytes
+    )
     try:
         auditor_kwargs["executor"] = runner
         show_progress = progress and sys.stderr.isatty()

@@ -225,6 +225,11 @@ class LocalExecutor(Executor):
             for task, shard in items:
                 yield _unwrap(run_shard(task, shard, opts, env))
             return
+        yield from self._forked(items, opts, ShardEnv(cache=cache, shared=shared))
+
+    def _forked(
+        self, items: Sequence[tuple[ShardTask, Shard]], opts: ReadOptions, env: ShardEnv
+    ) -> Iterator[tuple[Any, ReadStats]]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -232,7 +237,7 @@ class LocalExecutor(Executor):
             max_workers=min(self.workers, len(items)),
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_forked,
-            initargs=(ShardEnv(cache=cache, shared=shared),),
+            initargs=(env,),
         ) as pool:
             yield from _in_order(
                 items,
@@ -319,8 +324,9 @@ class RayExecutor(Executor):
                 "log_to_driver": False,
                 "configure_logging": False,
             }
-            if address is None:
+            if address is None:  # a Ray instance for this scan only, reachable on loopback only
                 kwargs["num_cpus"] = workers or available_cpus()
+                kwargs["_node_ip_address"] = "127.0.0.1"
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -357,10 +363,12 @@ class RayExecutor(Executor):
             self._ray.shutdown()
 
 
-def make_executor(kind: str, *, workers: int | None, address: str | None) -> Executor:
+def make_executor(
+    kind: str, *, workers: int | None, address: str | None, shard_bytes: int | None = None
+) -> Executor:
     """The executor named on the command line (`local` or `ray`)."""
     if kind == "local":
-        return LocalExecutor(workers or available_cpus())
+        return LocalExecutor(workers or available_cpus(), shard_bytes=shard_bytes)
     if kind == "ray":
-        return RayExecutor(address, workers=workers)
+        return RayExecutor(address, workers=workers, shard_bytes=shard_bytes)
     raise UsageError(f"unknown executor {kind!r} (choose local or ray)")
