@@ -351,6 +351,32 @@ def shared_analyzer(
     return cache.get(key, lambda: build_analyzer(lang=language, extra=recs))  # type: ignore[no-any-return,unused-ignore]
 
 
+@dataclass(frozen=True)
+class PresidioSettings:
+    """The Presidio part of a shard task's settings (picklable; the analyzer is built once per
+    process through the cache)."""
+
+    language: str
+    recognizers: tuple[RecognizerSpec, ...]
+    min_score: float
+    entities: tuple[str, ...] | None
+    exclude: tuple[str, ...]
+    batch_size: int
+
+    def analyze(self, cache: Cache, texts: list[str]) -> list[list[Any]]:
+        """Presidio results per text (see `analyze_texts`)."""
+        analyzer = shared_analyzer(cache, language=self.language, recognizers=self.recognizers)
+        return analyze_texts(
+            analyzer,
+            texts,
+            language=self.language,
+            min_score=self.min_score,
+            entities=self.entities,
+            exclude=self.exclude,
+            batch_size=self.batch_size,
+        )
+
+
 def analyze_texts(
     analyzer: Analyzer,
     texts: list[str],

@@ -27,8 +27,8 @@ from pydantic import Field
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
 from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
 from fmfl_audit.checkers.privacy._presidio import (
+    PresidioSettings,
     RecognizerSpec,
-    analyze_texts,
     shared_analyzer,
 )
 from fmfl_audit.engine.executors import ShardEnv, ShardTask
@@ -137,18 +137,12 @@ class _Tally:
 class _PiiTask(ShardTask):
     """P01's map step: Presidio over one shard's texts."""
 
-    language: str
-    recognizers: tuple[RecognizerSpec, ...]
-    min_score: float
-    entities: tuple[str, ...] | None
-    exclude: tuple[str, ...]
-    batch_size: int
+    presidio: PresidioSettings
     max_examples: int
     text_field: str
     text_optional: bool
 
     def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Tally:
-        analyzer = shared_analyzer(env.cache, language=self.language, recognizers=self.recognizers)
         tally = _Tally()
         for batch in batches:
             recs = batch
@@ -158,15 +152,7 @@ class _PiiTask(ShardTask):
             texts = [r.text if r.text is not None else str(r.data[self.text_field]) for r in recs]
             if not texts:
                 continue
-            results = analyze_texts(
-                analyzer,
-                texts,
-                language=self.language,
-                min_score=self.min_score,
-                entities=self.entities,
-                exclude=self.exclude,
-                batch_size=self.batch_size,
-            )
+            results = self.presidio.analyze(env.cache, texts)
             for rec, text, found in zip(recs, texts, results, strict=True):
                 tally.scanned += 1
                 if not found:
@@ -269,18 +255,21 @@ class PiiChecker(Checker):
         """Tallies of every source; the sources of one read mode go through one executor map,
         so that small files keep every worker busy too."""
         tallies = [_Tally() for _ in sources]
+        presidio = PresidioSettings(
+            language=params.language,
+            recognizers=params.recognizers,
+            min_score=params.min_score,
+            entities=params.entities,
+            exclude=params.exclude_entities,
+            batch_size=params.batch_size,
+        )
         for optional in (False, True):
             group = [i for i, src in enumerate(sources) if src.text_optional is optional]
             jobs = [
                 (
                     sources[i].source,
                     _PiiTask(
-                        language=params.language,
-                        recognizers=params.recognizers,
-                        min_score=params.min_score,
-                        entities=params.entities,
-                        exclude=params.exclude_entities,
-                        batch_size=params.batch_size,
+                        presidio=presidio,
                         max_examples=params.max_examples,
                         text_field=sources[i].source.text_field,
                         text_optional=optional,

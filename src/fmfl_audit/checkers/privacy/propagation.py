@@ -31,7 +31,11 @@ from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
 from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
-from fmfl_audit.checkers.privacy._presidio import RecognizerSpec, analyze_texts, shared_analyzer
+from fmfl_audit.checkers.privacy._presidio import (
+    PresidioSettings,
+    RecognizerSpec,
+    shared_analyzer,
+)
 from fmfl_audit.engine.executors import ShardEnv, ShardTask
 from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
@@ -65,12 +69,7 @@ class PropagationParams(CheckerParams):
 class _Settings:
     """What both passes share: how texts are analysed and values hashed."""
 
-    language: str
-    recognizers: tuple[RecognizerSpec, ...]
-    min_score: float
-    entities: tuple[str, ...] | None
-    exclude: tuple[str, ...]
-    batch_size: int
+    presidio: PresidioSettings
     min_value_length: int
     key: bytes = field(repr=False)
     """The scan's hash key (`os.urandom`, drawn once per scan in the scan's process)."""
@@ -86,18 +85,9 @@ class _Settings:
         self, batches: Iterator[list[Record]], env: ShardEnv
     ) -> Iterator[tuple[Record, str, list[Any]]]:
         """(record, text, Presidio results) of every record, in order."""
-        analyzer = shared_analyzer(env.cache, language=self.language, recognizers=self.recognizers)
         for batch in batches:
             texts = [r.text or "" for r in batch]
-            found = analyze_texts(
-                analyzer,
-                texts,
-                language=self.language,
-                min_score=self.min_score,
-                entities=self.entities,
-                exclude=self.exclude,
-                batch_size=self.batch_size,
-            )
+            found = self.presidio.analyze(env.cache, texts)
             yield from zip(batch, texts, found, strict=True)
 
 
@@ -215,12 +205,14 @@ class PropagationChecker(Checker):
         )
         out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
         settings = _Settings(
-            language=params.language,
-            recognizers=params.recognizers,
-            min_score=params.min_score,
-            entities=params.entities,
-            exclude=params.exclude_entities,
-            batch_size=params.batch_size,
+            presidio=PresidioSettings(
+                language=params.language,
+                recognizers=params.recognizers,
+                min_score=params.min_score,
+                entities=params.entities,
+                exclude=params.exclude_entities,
+                batch_size=params.batch_size,
+            ),
             min_value_length=params.min_value_length,
             key=os.urandom(32),  # once per scan, here: every shard hashes with it
         )
