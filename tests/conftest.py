@@ -88,3 +88,35 @@ def make_deployment(tmp_path: Path) -> Callable[..., Path]:
         return write_manifest(tmp_path, manifest)
 
     return build
+
+
+def report_without_timing(report: Any) -> dict[str, Any]:
+    """An `AuditReport`'s JSON form without its timings: equal for scans that found the same."""
+    data: dict[str, Any] = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
+    for rule in data["rules"]:
+        rule.pop("duration_s", None)
+    return data
+
+
+def same_report_on_every_executor(
+    deployment: Any, rules: Iterable[str], *, shard_bytes: int, **auditor_kwargs: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Scan `rules` on the whole files inline, in `shard_bytes` shards inline and in shards on two
+    forked workers; assert the three reports agree (timing aside) and return the first with its
+    JSON form."""
+    from fmfl_audit.engine.executors import LocalExecutor
+    from fmfl_audit.engine.runner import Auditor
+
+    only = tuple(rules)
+    reports = [
+        Auditor(deployment, only=only, executor=executor, **auditor_kwargs).run()
+        for executor in (
+            LocalExecutor(1),
+            LocalExecutor(1, shard_bytes=shard_bytes),
+            LocalExecutor(2, shard_bytes=shard_bytes),
+        )
+    ]
+    first = report_without_timing(reports[0])
+    for other in reports[1:]:
+        assert report_without_timing(other) == first
+    return reports[0], first

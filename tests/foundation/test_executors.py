@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import minimal_manifest
+from tests.conftest import minimal_manifest, report_without_timing
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.main import app
@@ -28,7 +28,6 @@ from fmfl_audit.inputs.records import Record
 from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.manifest.model import DataSource
-from fmfl_audit.models import AuditReport
 from fmfl_audit.report.baseline import load_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,14 +116,6 @@ def test_make_executor_validates_its_arguments() -> None:
         LocalExecutor(0)
 
 
-def comparable(report: AuditReport) -> dict[str, Any]:
-    """The JSON report without timing."""
-    data = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
-    for rule in data["rules"]:
-        rule.pop("duration_s", None)
-    return data
-
-
 PII_ROWS = [
     {"text": f"Story {i}: the fox ran home and slept."}
     if i % 7
@@ -149,7 +140,7 @@ def test_p01_report_is_identical_for_every_executor(
     src = deployment.manifest.clients[0].synthetic_data
     assert src is not None and len(plan_shards(src, "x", target_bytes=512)) > 10
     reports = [
-        comparable(Auditor(deployment, only=["FMFL-P01"], executor=ex).run())
+        report_without_timing(Auditor(deployment, only=["FMFL-P01"], executor=ex).run())
         for ex in (
             LocalExecutor(1),
             LocalExecutor(1, shard_bytes=512),
@@ -192,13 +183,15 @@ def test_ray_scan_equals_local_scan() -> None:
     from fmfl_audit.engine.executors import RayExecutor
 
     deployment = load_manifest(EXAMPLE)
-    local = comparable(
+    local = report_without_timing(
         Auditor(deployment, only=list(RECORD_LEVEL), executor=LocalExecutor(1)).run()
     )
     ray_ex = RayExecutor(workers=2, shard_bytes=16 * 1024)
     try:
         assert ray_ex.parallelism == 2
-        remote = comparable(Auditor(deployment, only=list(RECORD_LEVEL), executor=ray_ex).run())
+        remote = report_without_timing(
+            Auditor(deployment, only=list(RECORD_LEVEL), executor=ray_ex).run()
+        )
     finally:
         ray_ex.close()
     ran = [r["id"] for r in local["rules"] if r["outcome"] in ("passed", "failed")]
@@ -252,6 +245,9 @@ def test_cli_scan_joins_an_existing_ray_cluster(tmp_path: Path) -> None:
     finally:
         subprocess.run([str(bin_dir / "ray"), "stop", "--force"], env=env, capture_output=True)
 
-    got, want = comparable(load_report(remote)), comparable(load_report(local))
+    got, want = (
+        report_without_timing(load_report(remote)),
+        report_without_timing(load_report(local)),
+    )
     assert len(want["findings"]) >= 5
     assert got == want

@@ -153,7 +153,7 @@ def test_small_file_is_one_whole_shard(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "x"}\n', encoding="utf-8")
     (shard,) = plan_shards(_source(path), "f", target_bytes=1 << 20)
-    assert shard.whole and shard == Shard.of_file(_source(path), "f")
+    assert shard == Shard.of_file(_source(path), "f")  # start 0, no end: the whole file
 
 
 def test_missing_file_is_an_input_error(tmp_path: Path) -> None:

@@ -147,7 +147,6 @@ def _in_order(
 class Executor(ABC):
     """Runs the map step of a sharded scan and returns the partials in shard order."""
 
-    name: str = "?"
     shard_bytes: int | None = None
     """Fixed shard size; None sizes shards by file size and parallelism (`shard_bytes_for`)."""
 
@@ -175,10 +174,6 @@ class Executor(ABC):
     ) -> Iterator[tuple[Any, ReadStats]]:
         """(partial, stats) of every (task, shard) item, in the order of `items`."""
 
-    def describe(self) -> str:
-        """One line for the report's notes."""
-        return f"{self.name} executor, {self.parallelism} worker(s)"
-
     def close(self) -> None:
         """Release what the executor holds (worker processes, a Ray connection)."""
         return None
@@ -199,8 +194,6 @@ class LocalExecutor(Executor):
     shared object, so neither is pickled; only shards and partials cross the pipe. Once this
     process has initialised CUDA (a forked child cannot use it), shards run in this process.
     """
-
-    name = "local"
 
     def __init__(self, workers: int = 1, *, shard_bytes: int | None = None) -> None:
         if workers < 1:
@@ -278,18 +271,11 @@ _RAY_CACHE = Cache()
 
 def _ray_run(task: ShardTask, shard: Shard, opts: ReadOptions, shared: Any) -> Any:
     if not shard.source.path.exists():
-        from fmfl_audit.errors import InputError
-
-        node = os.uname().nodename
         return _Failure(
-            InputError.__name__,
-            str(
-                InputError(
-                    f"{shard.display}: not found on Ray node {node} at {shard.source.path}; "
-                    "Ray workers read shards where they run: put the data on storage every "
-                    "node mounts at the same path"
-                )
-            ),
+            "InputError",
+            f"{shard.display}: not found on Ray node {os.uname().nodename} at "
+            f"{shard.source.path}; Ray workers read shards where they run: put the data on "
+            "storage every node mounts at the same path",
         )
     return run_shard(task, shard, opts, ShardEnv(cache=_RAY_CACHE, shared=shared))
 
@@ -300,8 +286,6 @@ class RayExecutor(Executor):
     Every node must have fmfl-audit installed and see the data files at the same paths (shards
     are read where they run; only settings, shard bounds and partials travel).
     """
-
-    name = "ray"
 
     def __init__(
         self,

@@ -91,11 +91,6 @@ class Shard:
     first_row: int = 0
     """Row number of the shard's first Parquet row."""
 
-    @property
-    def whole(self) -> bool:
-        """True when the shard is the whole file."""
-        return self.start == 0 and self.end is None and self.row_groups is None
-
     @staticmethod
     def of_file(source: DataSource, display: str) -> Shard:
         """The whole file as one shard."""

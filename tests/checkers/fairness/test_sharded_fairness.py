@@ -11,10 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import minimal_manifest
+from tests.conftest import minimal_manifest, same_report_on_every_executor
 
-from fmfl_audit.engine.executors import Executor, LocalExecutor
-from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.manifest.loader import Deployment
@@ -23,29 +21,11 @@ from fmfl_audit.models import AuditReport
 SHARD_BYTES = 300
 
 
-def executors() -> list[Executor]:
-    return [
-        LocalExecutor(1),
-        LocalExecutor(1, shard_bytes=SHARD_BYTES),
-        LocalExecutor(2, shard_bytes=SHARD_BYTES),
-    ]
-
-
-def comparable(report: AuditReport) -> dict[str, Any]:
-    data = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
-    for rule in data["rules"]:
-        rule.pop("duration_s", None)
-    return data
-
-
 def run_everywhere(deployment: Deployment, rule: str) -> tuple[AuditReport, dict[str, Any]]:
     """The whole-file report, after checking that every executor gives the same one."""
-    reports = [Auditor(deployment, only=(rule,), executor=ex).run() for ex in executors()]
-    dumps = [comparable(r) for r in reports]
-    assert reports[0].rule(rule).error is None
-    assert dumps[1] == dumps[0]
-    assert dumps[2] == dumps[0]
-    return reports[0], dumps[0]
+    report, dump = same_report_on_every_executor(deployment, (rule,), shard_bytes=SHARD_BYTES)
+    assert report.rule(rule).error is None
+    return report, dump
 
 
 def assert_sharded(deployment: Deployment) -> None:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import report_without_timing, same_report_on_every_executor
 
-from fmfl_audit.engine.executors import Executor, LocalExecutor
-from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.manifest.model import DataSource
@@ -30,35 +29,12 @@ CLEAN = [
 ]
 
 
-def _canon(report: AuditReport) -> dict[str, Any]:
-    """The report without its timings."""
-    data = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
-    for rule in data["rules"]:
-        rule.pop("duration_s", None)
-    return data
-
-
-def _executors() -> list[Executor]:
-    return [
-        LocalExecutor(1),
-        LocalExecutor(1, shard_bytes=SHARD_BYTES),
-        LocalExecutor(2, shard_bytes=SHARD_BYTES),
-    ]
-
-
 def _run_all(manifest: Path, rule: str) -> AuditReport:
     """Run `rule` on every executor; assert the reports agree and return the first."""
-    reports = []
-    for executor in _executors():
-        try:
-            rep = Auditor(load_manifest(manifest), only=(rule,), device="cpu", executor=executor)
-            reports.append(rep.run())
-        finally:
-            executor.close()
-    first = _canon(reports[0])
-    for other in reports[1:]:
-        assert _canon(other) == first
-    return reports[0]
+    report, _ = same_report_on_every_executor(
+        load_manifest(manifest), (rule,), shard_bytes=SHARD_BYTES, device="cpu"
+    )
+    return report
 
 
 def _sources(manifest: Path) -> list[DataSource]:
@@ -269,7 +245,7 @@ def test_p07_same_report_for_any_shard_cut(make_deployment: Callable[..., Path])
     assert m["client:a"]["prompt_pii_values"] == 2 * 10 + 1  # 10 rows of two, the shared e-mail
     assert m["client:b"]["prompt_pii_values"] == 2
     assert m["client:b"]["synthetic_records_scanned"] == 40
-    text = json.dumps(_canon(rep))
+    text = json.dumps(report_without_timing(rep))
     for raw in (shared_email, _email(0), _phone(3), _phone(3, dotted=True)):
         assert raw not in text
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import minimal_manifest
+from tests.conftest import minimal_manifest, same_report_on_every_executor
 
 from fmfl_audit.checkers.privacy._shingles import (
     LeakIndexBuilder,
@@ -21,13 +21,11 @@ from fmfl_audit.checkers.privacy._shingles import (
     text_hashes,
 )
 from fmfl_audit.checkers.privacy.leakage import _IndexTask, _ProbeTask
-from fmfl_audit.engine.executors import Cache, LocalExecutor, ShardEnv
-from fmfl_audit.engine.runner import Auditor
+from fmfl_audit.engine.executors import Cache, ShardEnv
 from fmfl_audit.inputs.records import Record
 from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.manifest.model import DataSource
-from fmfl_audit.models import AuditReport
 
 KEY = "sharded p06 test key"
 SHARD_BYTES = 400
@@ -47,24 +45,12 @@ def _texts(rng: random.Random, n: int) -> list[str]:
     return [" ".join(rng.choices(words, k=rng.randint(10, 16))) for _ in range(n)]
 
 
-def comparable(report: AuditReport) -> dict[str, Any]:
-    """The JSON report without timing."""
-    data = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
-    for rule in data["rules"]:
-        rule.pop("duration_s", None)
-    return data
-
-
-def _reports(manifest: Path) -> list[dict[str, Any]]:
-    deployment = load_manifest(manifest)
-    return [
-        comparable(Auditor(deployment, only=[RULE], device="cpu", executor=ex).run())
-        for ex in (
-            LocalExecutor(1),
-            LocalExecutor(1, shard_bytes=SHARD_BYTES),
-            LocalExecutor(2, shard_bytes=SHARD_BYTES),
-        )
-    ]
+def _report(manifest: Path) -> dict[str, Any]:
+    """The rule's report (JSON, timing aside), asserted identical on every executor."""
+    _, dump = same_report_on_every_executor(
+        load_manifest(manifest), (RULE,), shard_bytes=SHARD_BYTES, device="cpu"
+    )
+    return dump
 
 
 def _sources(manifest: Path) -> list[DataSource]:
@@ -167,8 +153,7 @@ def test_p06_leaks_are_identical_for_every_shard_cut_and_worker_count(
     manifest = _leaky(make_deployment, tmp_path)
     for src in _sources(manifest):
         assert len(plan_shards(src, "x", target_bytes=SHARD_BYTES)) > 3, src.path
-    reports = _reports(manifest)
-    whole = reports[0]
+    whole = _report(manifest)  # identical on every executor
     assert whole["rules"][0]["outcome"] == "failed"
     metrics = whole["rules"][0]["metrics"]
     assert metrics["federation"]["leakage_matrix"] == {
@@ -203,8 +188,6 @@ def test_p06_leaks_are_identical_for_every_shard_cut_and_worker_count(
     assert "pupil@" not in json.dumps(whole)
     assert "client c: private data from its fingerprint" in whole["rules"][0]["notes"]
     assert {i["path"]: i["malformed"] for i in whole["inputs"]}["a/synthetic.jsonl"] == 2
-    assert reports[1] == whole
-    assert reports[2] == whole
 
 
 def test_p06_no_leak_is_identical_for_every_shard_cut_and_worker_count(
@@ -230,15 +213,12 @@ def test_p06_no_leak_is_identical_for_every_shard_cut_and_worker_count(
     )
     for src in _sources(manifest):
         assert len(plan_shards(src, "x", target_bytes=SHARD_BYTES)) > 3, src.path
-    reports = _reports(manifest)
-    whole = reports[0]
+    whole = _report(manifest)  # identical on every executor
     assert whole["rules"][0]["outcome"] == "passed" and whole["findings"] == []
     metrics = whole["rules"][0]["metrics"]
     assert metrics["client:a"]["synthetic_records_probed"] == 85
     assert metrics["client:b"]["synthetic_records_probed"] == 84
     assert metrics["federation"]["distinct_shingles"] > 0
-    assert reports[1] == whole
-    assert reports[2] == whole
 
 
 def _records(texts: list[str]) -> list[Record]:

@@ -60,3 +60,23 @@ RunRule = Callable[..., RuleRun]
 def run_rule() -> RunRule:
     """`run_rule(manifest, rule_id, **params)`: scan with that rule only, return its result."""
     return _run_rule
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """An untrained 1-layer Llama sequence classifier (stories260K config and tokenizer) whose
+    class 1 is named INJECTION: enough to exercise the optional classifier layer's plumbing."""
+    import torch
+    import transformers
+
+    folder = tmp_path_factory.mktemp("clf")
+    src = shared_data / "stories260K"
+    cfg = transformers.AutoConfig.from_pretrained(str(src), local_files_only=True)
+    cfg.num_labels, cfg.num_hidden_layers = 2, 1
+    cfg.id2label, cfg.label2id = {0: "SAFE", 1: "INJECTION"}, {"SAFE": 0, "INJECTION": 1}
+    torch.manual_seed(0)
+    transformers.LlamaForSequenceClassification(cfg).save_pretrained(str(folder))
+    transformers.AutoTokenizer.from_pretrained(str(src), local_files_only=True).save_pretrained(
+        str(folder)
+    )
+    return folder

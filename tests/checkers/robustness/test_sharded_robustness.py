@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import minimal_manifest
+from tests.conftest import minimal_manifest, same_report_on_every_executor
 
 from fmfl_audit.checkers.robustness._common import safe_excerpt
 from fmfl_audit.checkers.robustness.distribution import (
@@ -28,8 +28,7 @@ from fmfl_audit.checkers.robustness.jailbreak import (
     _OutputTask,
     _PromptTask,
 )
-from fmfl_audit.engine.executors import Cache, Executor, LocalExecutor, ShardEnv
-from fmfl_audit.engine.runner import Auditor
+from fmfl_audit.engine.executors import Cache, ShardEnv
 from fmfl_audit.inputs.records import ReadStats, Shard, iter_shard
 from fmfl_audit.inputs.shards import plan_shards
 from fmfl_audit.manifest import load_manifest
@@ -81,23 +80,14 @@ def _story(rng: random.Random) -> str:
     )
 
 
-def _report(manifest: Path, rule: str, executor: Executor) -> dict[str, Any]:
-    """The scan report of `rule` alone, timing dropped."""
-    report = Auditor(load_manifest(manifest), only=[rule], device="cpu", executor=executor).run()
-    result = report.rule(rule)
-    assert result.error is None, result.error
-    data = report.model_dump(mode="json", exclude={"started_at", "duration_s"})
-    for r in data["rules"]:
-        r.pop("duration_s", None)
-    return data
-
-
 def _same_for_every_cut(manifest: Path, rule: str) -> dict[str, Any]:
     """The report of `rule`, asserted identical whole-file, sharded inline and sharded forked."""
-    whole = _report(manifest, rule, LocalExecutor(1))
-    assert _report(manifest, rule, LocalExecutor(1, shard_bytes=SHARD_BYTES)) == whole
-    assert _report(manifest, rule, LocalExecutor(2, shard_bytes=SHARD_BYTES)) == whole
-    return whole
+    report, dump = same_report_on_every_executor(
+        load_manifest(manifest), (rule,), shard_bytes=SHARD_BYTES, device="cpu"
+    )
+    result = report.rule(rule)
+    assert result.error is None, result.error
+    return dump
 
 
 def _shard_count(manifest: Path, client: str, attr: str) -> int:
@@ -321,25 +311,6 @@ def test_r09_partial_carries_signatures_not_texts(make_deployment: Callable[...,
     assert part.signatures.shape == (64, 64)
     blob = pickle.dumps(part)
     assert all(r["text"].encode() not in blob for r in rows if r["text"].strip())
-
-
-@pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    """An untrained 1-layer Llama sequence classifier (stories260K config and tokenizer)."""
-    import torch
-    import transformers
-
-    folder = tmp_path_factory.mktemp("clf")
-    src = shared_data / "stories260K"
-    cfg = transformers.AutoConfig.from_pretrained(str(src), local_files_only=True)
-    cfg.num_labels, cfg.num_hidden_layers = 2, 1
-    cfg.id2label, cfg.label2id = {0: "SAFE", 1: "INJECTION"}, {"SAFE": 0, "INJECTION": 1}
-    torch.manual_seed(0)
-    transformers.LlamaForSequenceClassification(cfg).save_pretrained(str(folder))
-    transformers.AutoTokenizer.from_pretrained(str(src), local_files_only=True).save_pretrained(
-        str(folder)
-    )
-    return folder
 
 
 @pytest.mark.slow

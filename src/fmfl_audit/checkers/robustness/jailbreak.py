@@ -135,12 +135,16 @@ class _Flagged:
         self.examples.extend(other.examples[: max(0, max_examples - len(self.examples))])
 
 
-def _fold(parts: Iterator[_Flagged], max_examples: int) -> _Flagged:
-    """The partials of one source folded in file order."""
-    tally = _Flagged()
-    for part in parts:
-        tally.merge(part, max_examples)
-    return tally
+def _tallies(
+    ctx: CheckContext, sources: list[Any], task: ShardTask, batch_size: int, max_examples: int
+) -> list[_Flagged]:
+    """The tallies of every source, from one executor map over all of them (small files keep
+    every worker busy too); each folded in file order."""
+    tallies = [_Flagged() for _ in sources]
+    jobs = [(source, task) for source in sources]
+    for j, part in ctx.map_sources(jobs, batch_size=batch_size):
+        tallies[j].merge(part, max_examples)
+    return tallies
 
 
 @dataclass(frozen=True)
@@ -277,9 +281,10 @@ class JailbreakPromptChecker(Checker):
             out.notes.append("no classifier configured (params.classifier_path): layer skipped")
         clients = clients_with(ctx.deployment, "prompts")
         ctx.progress.set_total(len(clients))
-        for client in clients:
-            parts = ctx.map_shards(client.prompts, task, batch_size=params.batch_size)
-            tally = _fold(parts, params.max_examples)
+        tallies = _tallies(
+            ctx, [c.prompts for c in clients], task, params.batch_size, params.max_examples
+        )
+        for client, tally in zip(clients, tallies, strict=True):
             total, flagged, families = tally.total, tally.flagged, tally.families
             r = rate(flagged, total)
             out.metrics[client.subject] = {
@@ -331,9 +336,10 @@ class JailbrokenOutputChecker(Checker):
         out = CheckOutput()
         clients = clients_with(ctx.deployment, "synthetic_data")
         ctx.progress.set_total(len(clients))
-        for client in clients:
-            parts = ctx.map_shards(client.synthetic_data, task, batch_size=params.batch_size)
-            tally = _fold(parts, params.max_examples)
+        tallies = _tallies(
+            ctx, [c.synthetic_data for c in clients], task, params.batch_size, params.max_examples
+        )
+        for client, tally in zip(clients, tallies, strict=True):
             total, flagged, families = tally.total, tally.flagged, tally.families
             r = rate(flagged, total)
             out.metrics[client.subject] = {
