@@ -16,6 +16,7 @@ class GatePolicy:
     fail_under: Grade | None = Grade.C
     min_coverage: float | None = None
     fail_on_error: bool = True
+    fail_on_unreadable_inputs: bool = True
 
 
 def evaluate_gate(
@@ -23,7 +24,7 @@ def evaluate_gate(
     policy: GatePolicy,
     findings: Sequence[Finding],
     rules: Sequence[RuleResult],
-    grade: Grade,
+    grade: Grade | None,
     coverage: float,
     baseline_fingerprints: Collection[str] | None = None,
     baseline_name: str | None = None,
@@ -46,23 +47,32 @@ def evaluate_gate(
             reasons.append(
                 f"{len(hits)} {qualifier}unwaived finding(s) at or above {policy.fail_on.value}"
             )
-    if (
-        policy.fail_under is not None
-        and baseline_fingerprints is None
-        and grade.worse_than(policy.fail_under)
-    ):
-        reasons.append(f"overall grade {grade.value} is below {policy.fail_under.value}")
+    if policy.fail_under is not None and baseline_fingerprints is None:
+        if grade is None:
+            reasons.append(f"no grade (no rule ran) where {policy.fail_under.value} is required")
+        elif grade.worse_than(policy.fail_under):
+            reasons.append(f"overall grade {grade.value} is below {policy.fail_under.value}")
     if policy.min_coverage is not None and coverage < policy.min_coverage:
         reasons.append(f"coverage {coverage:.0%} is below {policy.min_coverage:.0%}")
     if policy.fail_on_error:
         errored = [r.id for r in rules if r.outcome is Outcome.ERRORED]
         if errored:
             reasons.append(f"rule(s) errored: {', '.join(errored)}")
+    if policy.fail_on_unreadable_inputs:
+        unreadable = sorted({p.partition(": ")[0] for r in rules for p in r.unreadable_inputs})
+        if unreadable:
+            ids = [r.id for r in rules if r.unreadable_inputs]
+            reasons.append(
+                f"unreadable input(s) {', '.join(unreadable)} (rules {', '.join(ids)}); see "
+                "policy.max_malformed_share"
+            )
     return GateResult(
         passed=not reasons,
         reasons=tuple(reasons),
         fail_on=policy.fail_on,
         fail_under=policy.fail_under,
         min_coverage=policy.min_coverage,
+        fail_on_error=policy.fail_on_error,
+        fail_on_unreadable_inputs=policy.fail_on_unreadable_inputs,
         baseline=baseline_name,
     )

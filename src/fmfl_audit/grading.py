@@ -4,7 +4,8 @@
   its worst unwaived finding. An area's score is the weight-averaged rule score times 100.
 - Coverage is the share of the area's enabled rules that ran (skipped and errored rules did not).
 - An unwaived critical finding caps its area at `critical_cap` (F by default).
-- The overall grade is the worst area grade; the overall score is the lowest area score.
+- The overall grade is the worst area grade; the overall score is the lowest area score. Where
+  no rule ran there is neither.
 """
 
 from __future__ import annotations
@@ -70,13 +71,14 @@ def area_scores(
     return tuple(out)
 
 
-def overall(areas: Sequence[AreaScore]) -> tuple[Grade, float, float]:
-    """(grade, score, coverage) over all areas; F and 0 when nothing ran."""
+def overall(areas: Sequence[AreaScore]) -> tuple[Grade | None, float | None, float]:
+    """(grade, score, coverage) over all areas; no grade and no score when no rule ran (an F
+    would claim a measurement that was never made)."""
     graded = [a for a in areas if a.grade is not None and a.score is not None]
     total = sum(a.rules_total for a in areas)
     coverage = sum(a.rules_run for a in areas) / total if total else 0.0
     if not graded:
-        return Grade.F, 0.0, round(coverage, 4)
+        return None, None, round(coverage, 4)
     grade = max((a.grade for a in graded if a.grade is not None), key=lambda g: g.rank)
     score = min(a.score for a in graded if a.score is not None)
     return grade, round(score, 2), round(coverage, 4)

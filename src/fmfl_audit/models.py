@@ -19,7 +19,7 @@ RuleId = NewType("RuleId", str)
 Subject = NewType("Subject", str)
 """What a finding is about: ``client:school-b``, ``model:global-lm``, ``fm:system-prompt``."""
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Version of the JSON report schema; bumped on any incompatible change."""
 
 
@@ -193,6 +193,11 @@ class RuleResult(_Frozen):
     notes: tuple[str, ...] = Field(default=(), description="Method notes (e.g. which engine ran).")
     duration_s: float = Field(default=0.0, description="Wall time of the checker.")
     findings: int = Field(default=0, description="Number of findings this rule produced.")
+    unreadable_inputs: tuple[str, ...] = Field(
+        default=(),
+        description="Data files this rule could not read enough of (over the policy's malformed "
+        "share, or no usable record), with counts and the first reason.",
+    )
 
 
 class AreaScore(_Frozen):
@@ -215,6 +220,10 @@ class GateResult(_Frozen):
     fail_on: Severity | None = None
     fail_under: Grade | None = None
     min_coverage: float | None = None
+    fail_on_error: bool = Field(default=True, description="An errored rule fails the gate.")
+    fail_on_unreadable_inputs: bool = Field(
+        default=True, description="A rule with unreadable inputs fails the gate."
+    )
     baseline: str | None = Field(default=None, description="Baseline report gated against.")
 
 
@@ -273,8 +282,8 @@ class AuditReport(_Frozen):
     seed: int
     started_at: dt.datetime | None = Field(default=None, description="UTC start (not hashed).")
     duration_s: float | None = Field(default=None, description="Wall time (not deterministic).")
-    grade: Grade
-    score: float
+    grade: Grade | None = Field(description="Overall letter grade; null when no rule ran.")
+    score: float | None = Field(description="Overall 0-100 score; null when no rule ran.")
     coverage: float
     gate: GateResult
     areas: tuple[AreaScore, ...]

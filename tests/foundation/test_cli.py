@@ -107,13 +107,9 @@ def test_formats_and_outputs(manifest: Path, tmp_path: Path) -> None:
     res = scan(
         str(manifest),
         "-f",
-        "json",
-        "-o",
-        str(out_json),
+        f"json:{out_json}",
         "-f",
-        "markdown",
-        "-o",
-        str(out_md),
+        f"markdown:{out_md}",
         "-f",
         "terminal",
     )
@@ -235,4 +231,6 @@ def test_rule_skipped_at_run_time_is_skipped_not_errored(manifest: Path) -> None
     report = Auditor(load_manifest(manifest), registry=registry, only=("FMFL-F06",)).run()
     assert report.rule("FMFL-F06").outcome is Outcome.SKIPPED
     assert report.rule("FMFL-F06").skip_reason == "participation log has no weight column"
-    assert report.gate.reasons == ("overall grade F is below C",)  # nothing ran; no error reason
+    # Nothing ran: no grade (not an F), and no error reason.
+    assert report.grade is None and report.score is None
+    assert report.gate.reasons == ("no grade (no rule ran) where C is required",)

@@ -121,6 +121,10 @@ def test_area_without_runs_has_no_grade_and_overall_is_worst() -> None:
     assert overall(areas) == (Grade.F, 50.0, round(2 / 3, 4))
 
 
-def test_nothing_ran_is_f() -> None:
+def test_nothing_ran_has_no_grade() -> None:
+    # Issue 16.5: an F would claim a measurement that was never made.
     areas = area_scores([rule("A", R, Outcome.SKIPPED)], [], POLICY)
-    assert overall(areas) == (Grade.F, 0.0, 0.0)
+    assert overall(areas) == (None, None, 0.0)
+    areas = area_scores([rule("A", R, Outcome.ERRORED)], [], POLICY)
+    assert all(a.grade is None for a in areas)
+    assert overall(areas) == (None, None, 0.0)

@@ -106,7 +106,10 @@ def _hook_lines() -> list[str]:
 
 
 def _outputs(params: dict[str, Any]) -> dict[str, str]:
-    return {f.value: str(o) for f, o in zip(params["fmt"], params["output"], strict=True)}
+    from fmfl_audit.cli.outputs import parse_targets
+
+    targets = parse_targets(list(params["fmt"] or []), list(params["output"] or []))
+    return {t.fmt.value: str(t.path) for t in targets}
 
 
 ALL_LINES = [

@@ -128,9 +128,10 @@ def test_chart_data() -> None:
     assert (subject, feature) == ("model:global-clf", "gender")
     assert marker is not None and marker.value == pytest.approx(0.8 * 0.52)
     colors_by = {b.label: b.color for b in bars}
-    assert colors_by["female"] == "#c62828"  # below four-fifths of the top rate
-    assert colors_by["male"] == "#4e79a7"
-    assert colors_by["nonbinary"] == "#9e9e9e"  # too small to grade
+    # Issue 16.17: a group is labelled with its feature ("gender=0" means something, "0" not).
+    assert colors_by["gender=female"] == "#c62828"  # below four-fifths of the top rate
+    assert colors_by["gender=male"] == "#4e79a7"
+    assert colors_by["gender=nonbinary"] == "#9e9e9e"  # too small to grade
     cbars, cmarker, tiers = contribution_bars(report)
     assert [(b.label, b.value) for b in cbars] == [
         ("school-a", 0.62),

@@ -78,6 +78,28 @@ class InputLedger:
         return tuple(self._stats[k] for k in sorted(self._stats))
 
 
+class RuleReads:
+    """What one rule read from each data file, complete or partial passes alike.
+
+    The engine holds it against the policy's malformed-record threshold after the rule ran: a rule
+    that could check none, or too few, of its records has not passed (DESIGN.md, "Trust in the
+    verdict").
+    """
+
+    def __init__(self) -> None:
+        self._by_path: dict[str, ReadStats] = {}
+
+    def add(self, stats: ReadStats) -> None:
+        """Keep the widest pass over each file (a second pass of the same file adds nothing)."""
+        seen = self._by_path.get(stats.path)
+        if seen is None or stats.records + stats.malformed > seen.records + seen.malformed:
+            self._by_path[stats.path] = stats
+
+    def all(self) -> list[ReadStats]:
+        """Every file the rule read, sorted by path."""
+        return [self._by_path[k] for k in sorted(self._by_path)]
+
+
 class ResourceCache(Cache):
     """Per-scan cache of expensive objects (an NLP engine, a loaded model) shared by checkers.
 
@@ -99,6 +121,8 @@ class CheckContext:
     cache: ResourceCache = field(default_factory=ResourceCache)
     executor: Executor = field(default_factory=LocalExecutor)
     """Where `map_shards` runs record-level work (in this process by default)."""
+    reads: RuleReads = field(default_factory=RuleReads)
+    """What this rule read from each data file (see `RuleReads`)."""
 
     def display(self, path: Path) -> str:
         """A path as shown in reports: relative to the manifest folder when inside it."""
@@ -127,17 +151,26 @@ class CheckContext:
         require_text: bool = True,
         required: Sequence[str] = (),
         batch_size: int = DEFAULT_BATCH,
+        numeric: Sequence[str] = (),
     ) -> Iterator[list[Record]]:
-        """Stream batches of records; malformed ones are counted into the scan's ledger."""
+        """Stream batches of records; malformed ones are counted into the scan's ledger.
+
+        `numeric` fields must be finite non-negative numbers where present (see `iter_records`).
+        """
         stats = ReadStats(path=self.display(source.path))
-        yield from iter_records(
-            source,
-            display=stats.path,
-            stats=stats,
-            require_text=require_text,
-            required=required,
-            batch_size=batch_size,
-        )
+        try:
+            yield from iter_records(
+                source,
+                display=stats.path,
+                stats=stats,
+                require_text=require_text,
+                required=required,
+                batch_size=batch_size,
+                numeric=numeric,
+            )
+        finally:
+            # A checker that stops early (a sample) still read what it read.
+            self.reads.add(stats)
         self.ledger.commit(stats)
 
     def map_shards(
@@ -196,7 +229,9 @@ class CheckContext:
             parts.append(stats)
             yield j, partial
             if len(parts) == shard_counts[j]:
-                self.ledger.commit(merge_stats(parts, self.display(jobs[j][0].path)))
+                merged = merge_stats(parts, self.display(jobs[j][0].path))
+                self.ledger.commit(merged)
+                self.reads.add(merged)
                 parts = []
 
 
@@ -220,6 +255,9 @@ class Checker(ABC):
     inputs: ClassVar[tuple[str, ...]]
     """Manifest parts the checker needs, as written in THREATS.md (documentation)."""
     Params: ClassVar[type[CheckerParams]] = NoParams
+    runtime_skips: ClassVar[tuple[str, ...]] = ()
+    """When the rule is still skipped after planning: conditions only reading the data can show
+    (`validate` lists them, so that "will run" does not over-promise)."""
 
     @abstractmethod
     def missing_inputs(self, deployment: Deployment) -> list[str]:

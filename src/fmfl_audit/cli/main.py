@@ -18,8 +18,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from fmfl_audit._version import __version__
+from fmfl_audit.cli.outputs import parse_format, parse_targets
 from fmfl_audit.errors import FmflAuditError, UsageError
-from fmfl_audit.report.formats import OutputFormat
 
 EXIT_PASSED, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -124,8 +124,17 @@ class ExecutorChoice(str, Enum):
     ray = "ray"
 
 
+def _check_formats(values: list[str] | None) -> list[str] | None:
+    for spec in values or ():
+        try:
+            parse_format(spec.partition(":")[0])
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--format: ")) from None
+    return values
+
+
 def _write(text: str, output: Path | None) -> None:
-    if output is None or str(output) == "-":
+    if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
@@ -138,12 +147,24 @@ def _write(text: str, output: Path | None) -> None:
 def scan(
     manifest: Annotated[Path, typer.Argument(help="Deployment manifest (YAML).")],
     fmt: Annotated[
-        list[OutputFormat] | None,
-        typer.Option("--format", "-f", help="Output format; repeat for several."),
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT[:PATH]",
+            help="Output format (terminal, json, markdown, html, sarif, junit), optionally with "
+            "its file: -f json:audit.json. Repeat for several; at most one goes to stdout.",
+            callback=_check_formats,
+        ),
     ] = None,
     output: Annotated[
-        list[Path] | None,
-        typer.Option("--output", "-o", help="File for the matching --format ('-' = stdout)."),
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File for the only --format ('-' = stdout); with several formats use "
+            "-f FORMAT:PATH.",
+        ),
     ] = None,
     rules: Annotated[
         list[str] | None, typer.Option("--rules", help="Extra rule pack (file or folder).")
@@ -209,13 +230,7 @@ def scan(
     from fmfl_audit.report.formats import renderer_for
     from fmfl_audit.report.sarif import uri_prefix_for
 
-    formats = list(fmt or [OutputFormat.TERMINAL])
-    outputs: list[Path | None] = list(output or [])
-    if len(outputs) > len(formats):
-        raise UsageError("more --output than --format options")
-    outputs += [None] * (len(formats) - len(outputs))
-    if sum(1 for o in outputs if o is None or str(o) == "-") > 1:
-        raise UsageError("only one format can go to stdout; give an --output for the others")
+    targets = parse_targets(list(fmt or []), list(output or []))
     if ray_address is not None and executor is not ExecutorChoice.ray:
         raise UsageError("--ray-address needs --executor ray")
     day = _parse_date(today) if today else None
@@ -254,17 +269,12 @@ def scan(
     finally:
         runner.close()
     if old is not None and baseline is not None:
-        report = apply_baseline(
-            report,
-            old,
-            baseline_name=baseline.name,
-            fail_on_error=deployment.manifest.policy.fail_on_error,
-        )
+        report = apply_baseline(report, old, baseline_name=baseline.name)
     sarif_prefix = uri_prefix_for(manifest, Path.cwd())
-    for f, out in zip(formats, outputs, strict=True):
-        to_tty = (out is None or str(out) == "-") and sys.stdout.isatty()
-        renderer = renderer_for(f, color=color and to_tty, sarif_uri_prefix=sarif_prefix)
-        _write(renderer.render(report), out)
+    for target in targets:
+        to_tty = target.to_stdout and sys.stdout.isatty()
+        renderer = renderer_for(target.fmt, color=color and to_tty, sarif_uri_prefix=sarif_prefix)
+        _write(renderer.render(report), target.path)
     if report.gate.passed or exit_zero:
         raise typer.Exit(EXIT_PASSED)
     raise typer.Exit(EXIT_GATE_FAILED)
@@ -292,11 +302,31 @@ def validate(
     deployment = load_manifest(manifest)
     auditor = Auditor(deployment, extra_packs=tuple(rules or ()))
     plan = auditor.plan()
-    runnable = sum(1 for p in plan if p.skip_reason is None)
-    typer.echo(
+    typer.echo("\n".join(plan_summary(manifest, deployment, plan)))
+
+
+def plan_summary(manifest: Path, deployment: Any, plan: list[Any]) -> list[str]:
+    """What `validate` prints: which rules will run, which will be skipped and why, and what can
+    still skip a runnable rule once its data is read."""
+    policy = deployment.manifest.policy
+    runs = [p for p in plan if p.skip_reason is None]
+    skips = [p for p in plan if p.skip_reason is not None]
+    lines = [
         f"{manifest}: valid manifest for {deployment.manifest.deployment.name!r}; "
-        f"{len(plan)} rule(s) planned, {runnable} runnable with the inputs given"
+        f"{len(plan)} rule(s) planned: {len(runs)} will run, {len(skips)} will be skipped"
+    ]
+    for p in runs:
+        lines.append(f"  run   {p.rule.id:<10} {p.rule.spec.title}")
+    for p in skips:
+        lines.append(f"  skip  {p.rule.id:<10} {p.skip_reason}")
+    conditional = [(p.rule.id, c) for p in runs if p.checker for c in p.checker.runtime_skips]
+    lines.append(
+        "A rule that will run is still skipped when more than "
+        f"{policy.max_malformed_share:.0%} of a data file's records are malformed "
+        "(policy.max_malformed_share)" + (", and:" if conditional else ".")
     )
+    lines += [f"  {rule_id}: skipped {cond}" for rule_id, cond in conditional]
+    return lines
 
 
 @rules_app.command("list")

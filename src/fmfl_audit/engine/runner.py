@@ -25,6 +25,7 @@ from fmfl_audit.engine.observer import NullObserver, Observer, ObserverProgress
 from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError, RuleSkipped
 from fmfl_audit.gate import GatePolicy, evaluate_gate
 from fmfl_audit.grading import area_scores, overall
+from fmfl_audit.inputs.records import ReadStats
 from fmfl_audit.manifest.loader import Deployment, load_waivers
 from fmfl_audit.models import (
     Area,
@@ -40,6 +41,7 @@ from fmfl_audit.models import (
     fingerprint,
 )
 from fmfl_audit.rulepacks.loader import EffectiveRule, RuleSet, load_ruleset, select
+from fmfl_audit.scrub import ReportScrubber, canary_values
 from fmfl_audit.waivers import apply_waivers
 
 NOT_IMPLEMENTED = "not implemented"
@@ -155,7 +157,7 @@ class Auditor:
                 warnings.append(
                     f"{stats.path}: {stats.malformed} malformed record(s) were not checked"
                 )
-        return AuditReport(
+        report = AuditReport(
             tool=ToolInfo(version=__version__),
             deployment=DeploymentInfo(name=manifest.deployment.name, task=manifest.deployment.task),
             manifest_path=self.deployment.path.name,
@@ -175,6 +177,9 @@ class Auditor:
             inputs=inputs,
             warnings=tuple(warnings),
         )
+        # Every string of the report, whatever produced it, passes one scrubber (DESIGN.md).
+        scrubber = ReportScrubber(cache=cache, canaries=canary_values(self.deployment))
+        return scrubber.report(report)
 
     def _gate_policy(self) -> GatePolicy:
         p = self.deployment.manifest.policy
@@ -184,6 +189,7 @@ class Auditor:
             fail_under=None if g.disable_fail_under else (g.fail_under or p.fail_under),
             min_coverage=g.min_coverage if g.min_coverage is not None else p.min_coverage,
             fail_on_error=p.fail_on_error,
+            fail_on_unreadable_inputs=p.fail_on_unreadable_inputs,
         )
 
     def _run_one(
@@ -216,14 +222,22 @@ class Auditor:
         except Exception as exc:  # noqa: BLE001 - isolation point: one checker must not sink a scan
             return self._errored(base, spec.id, f"internal error: {type(exc).__name__}: {exc}", t0)
         elapsed = round(time.perf_counter() - t0, 3)
+        policy = self.deployment.manifest.policy
+        unreadable = unreadable_inputs(ctx.reads.all(), policy.max_malformed_share)
         outcome = Outcome.FAILED if out.findings else Outcome.PASSED
+        skip_reason = None
+        if unreadable and not out.findings:
+            # It "passed" on records it could not read: that is no pass (DESIGN.md).
+            outcome, skip_reason = Outcome.SKIPPED, "unreadable input: " + "; ".join(unreadable)
         self.observer.rule_finished(spec.id, outcome)
         result = base(
             outcome=outcome,
+            skip_reason=skip_reason,
             metrics={k: dict(v) for k, v in sorted(out.metrics.items())},
             notes=tuple(out.notes),
             duration_s=elapsed,
             findings=len(out.findings),
+            unreadable_inputs=tuple(unreadable),
         )
         return result, out
 
@@ -233,6 +247,19 @@ class Auditor:
         self.observer.rule_finished(rule_id, Outcome.ERRORED)
         elapsed = round(time.perf_counter() - t0, 3)
         return base(outcome=Outcome.ERRORED, error=message, duration_s=elapsed), CheckOutput()
+
+
+def unreadable_inputs(reads: Sequence[ReadStats], max_share: float) -> list[str]:
+    """The files of `reads` a rule could not read enough of: no usable record among malformed
+    ones, or a malformed share above `max_share`; each with its counts and first reason."""
+    out = []
+    for st in reads:
+        total = st.records + st.malformed
+        if not st.malformed or (st.records and st.malformed / total <= max_share):
+            continue
+        first = f"; first: {st.issues[0].location}: {st.issues[0].reason}" if st.issues else ""
+        out.append(f"{st.path}: {st.malformed} of {total} record(s) malformed{first}")
+    return out
 
 
 def _validate_params(rule: EffectiveRule, checker: type[Checker]) -> CheckerParams:
@@ -291,4 +318,7 @@ def _with_outcome(r: RuleResult, findings: Sequence[Finding]) -> RuleResult:
         return r
     if any(f.rule_id == r.id and not f.waived for f in findings):
         return r
+    if r.unreadable_inputs:
+        reason = "unreadable input: " + "; ".join(r.unreadable_inputs)
+        return r.model_copy(update={"outcome": Outcome.SKIPPED, "skip_reason": reason})
     return r.model_copy(update={"outcome": Outcome.PASSED})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,16 @@ def merge_stats(parts: Sequence[ReadStats], path: str) -> ReadStats:
     return out
 
 
+def _finite_non_negative(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return math.isfinite(number) and number >= 0
+
+
 def _make_record(
     row: Mapping[str, Any],
     location: str,
@@ -116,6 +127,7 @@ def _make_record(
     require_text: bool,
     required: Sequence[str],
     stats: ReadStats,
+    numeric: Sequence[str] = (),
 ) -> Record | None:
     text: str | None = None
     if require_text:
@@ -130,6 +142,14 @@ def _make_record(
     for col in required:
         if row.get(col) in (None, ""):
             stats.bad(location, f"missing field {col!r}")
+            return None
+    for col in numeric:
+        value = row.get(col)
+        if value in (None, ""):
+            continue
+        if not _finite_non_negative(value):
+            # The value itself is not quoted: a report must not echo arbitrary file content.
+            stats.bad(location, f"field {col!r} is not a finite non-negative number")
             return None
     rid = row.get(source.id_field)
     return Record(
@@ -291,8 +311,12 @@ def iter_records(
     require_text: bool = True,
     required: Sequence[str] = (),
     batch_size: int = DEFAULT_BATCH,
+    numeric: Sequence[str] = (),
 ) -> Iterator[list[Record]]:
     """Yield batches of usable records from `source`; malformed ones go to `stats`.
+
+    Fields named in `numeric` must, when present, be finite non-negative numbers (weights, sample
+    counts): NaN, infinities and negative values make the record malformed.
 
     `display` is the path shown in locations. Raises InputError only for whole-file problems
     (unreadable file, a required column absent from the header or schema).
@@ -303,6 +327,7 @@ def iter_records(
         require_text=require_text,
         required=required,
         batch_size=batch_size,
+        numeric=numeric,
     )
 
 
@@ -313,6 +338,7 @@ def iter_shard(
     require_text: bool = True,
     required: Sequence[str] = (),
     batch_size: int = DEFAULT_BATCH,
+    numeric: Sequence[str] = (),
 ) -> Iterator[list[Record]]:
     """Yield batches of the usable records of one shard (see `iter_records`)."""
     source, display = shard.source, shard.display
@@ -328,7 +354,13 @@ def iter_shard(
         batch: list[Record] = []
         for loc, obj in rows:
             rec = _make_record(
-                obj, loc, source, require_text=require_text, required=required, stats=stats
+                obj,
+                loc,
+                source,
+                require_text=require_text,
+                required=required,
+                stats=stats,
+                numeric=numeric,
             )
             if rec is None:
                 continue

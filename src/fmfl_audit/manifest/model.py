@@ -380,6 +380,18 @@ class Policy(StrictModel):
         default=None, ge=0, le=1, description="Fail when overall coverage is below this."
     )
     fail_on_error: bool = Field(default=True, description="Fail when a rule errored.")
+    fail_on_unreadable_inputs: bool = Field(
+        default=True,
+        description="Fail when a rule could not read enough of a data file: more than "
+        "`max_malformed_share` of its records malformed, or none usable.",
+    )
+    max_malformed_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Largest share of malformed records a data file may have before the rules "
+        "reading it count as not run (skipped) and the gate fails (`fail_on_unreadable_inputs`).",
+    )
     waivers: tuple[Waiver, ...] = ()
     waivers_file: Path | None = Field(default=None, description="YAML file with `waivers: [...]`.")
     rules: dict[str, RuleOverride] = Field(

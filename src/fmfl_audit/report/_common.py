@@ -12,6 +12,44 @@ def grade_text(area: AreaScore) -> str:
     return f"{area.grade.value} ({area.score:.1f})"
 
 
+def overall_text(report: AuditReport) -> str:
+    """`B (score 82.5, coverage 90%)`, or `n/a (no rule ran, coverage 0%)`."""
+    if report.grade is None or report.score is None:
+        return f"n/a (no rule ran, coverage {report.coverage:.0%})"
+    return f"{report.grade.value} (score {report.score:.1f}, coverage {report.coverage:.0%})"
+
+
+_ENGINE_PREFIXES = ("PII engine:", "NLP engine:")
+NER_HINT = (
+    "names, places and other NER entities (PERSON, LOCATION, NRP) need a spaCy model with NER "
+    "(e.g. `python -m spacy download en_core_web_lg`); only pattern entities were checked"
+)
+
+
+def pii_engine(report: AuditReport) -> str | None:
+    """Which PII engine the privacy rules ran, with a hint when it has no NER, or None when no
+    rule that uses it ran."""
+    for r in report.rules:
+        for note in r.notes:
+            if note.startswith(_ENGINE_PREFIXES):
+                engine = note.split(":", 1)[1].strip()
+                if "blank" in engine.lower() or "no ner" in engine.lower():
+                    return f"{engine}; {NER_HINT}"
+                return engine
+    return None
+
+
+def method_notes(report: AuditReport) -> list[tuple[str, str]]:
+    """(rule id, note) for every rule that ran, in report order, engine notes left out."""
+    return [
+        (r.id, note)
+        for r in report.rules
+        if r.outcome in (Outcome.PASSED, Outcome.FAILED)
+        for note in r.notes
+        if not note.startswith(_ENGINE_PREFIXES)
+    ]
+
+
 def findings_by_severity(report: AuditReport) -> list[tuple[Severity, list[Finding]]]:
     """Unwaived findings grouped by severity, most severe first (empty groups left out)."""
     groups = []

@@ -154,18 +154,18 @@ def gate_fingerprints(old: AuditReport, new_findings: Sequence[Finding]) -> froz
 
 
 def apply_baseline(
-    report: AuditReport, baseline: AuditReport, *, baseline_name: str, fail_on_error: bool = True
+    report: AuditReport, baseline: AuditReport, *, baseline_name: str
 ) -> AuditReport:
     """`report` with its gate re-evaluated against `baseline` (new or worsened findings only).
 
-    The gate policy (fail_on, fail_under, min_coverage) is the one recorded in `report.gate`;
-    `fail_on_error` is the manifest's `policy.fail_on_error`, which the gate result does not record.
+    The gate policy is the one recorded in `report.gate`.
     """
     policy = GatePolicy(
         fail_on=report.gate.fail_on,
         fail_under=report.gate.fail_under,
         min_coverage=report.gate.min_coverage,
-        fail_on_error=fail_on_error,
+        fail_on_error=report.gate.fail_on_error,
+        fail_on_unreadable_inputs=report.gate.fail_on_unreadable_inputs,
     )
     gate = evaluate_gate(
         policy=policy,

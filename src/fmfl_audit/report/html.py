@@ -31,7 +31,7 @@ from fmfl_audit.models import (
     RuleResult,
     Severity,
 )
-from fmfl_audit.report._common import metric_text
+from fmfl_audit.report._common import method_notes, metric_text, overall_text, pii_engine
 from fmfl_audit.report._svg import (
     PALETTE,
     Bar,
@@ -279,7 +279,8 @@ def fairness_panels(report: AuditReport) -> list[tuple[str, str, list[Bar], Mark
                     color, note = "#c62828", f"{rate:.2f}{n}, below 4/5"
                 else:
                     color, note = "#4e79a7", f"{rate:.2f}{n}"
-                bars.append(Bar(group, rate, color, note))
+                # "0" and "1" mean nothing alone: name the feature with the group.
+                bars.append(Bar(f"{feature}={group}", rate, color, note))
             marker = Marker(line, f"{ratio:g} × max = {line:.2f}") if line is not None else None
             panels.append((subject, str(feature), bars, marker))
     return panels
@@ -510,7 +511,9 @@ def _findings(report: AuditReport) -> str:
         "<thead><tr><th>Severity</th><th>Rule</th><th>Area</th><th>Subject</th><th>Finding</th>"
         "<th>Metric</th><th>Evidence (redacted)</th><th>Confidence</th></tr></thead>"
     )
-    body = "".join(_finding_row(f) for f in findings)
+    # Most severe first, then the catalog order the report keeps.
+    ordered = sorted(findings, key=lambda f: -f.severity.rank)
+    body = "".join(_finding_row(f) for f in ordered)
     empty = "" if findings else "<p>No findings.</p>"
     return (
         f'<section id="findings-section"><h2>Findings ({len(findings)})</h2>{filters}'
@@ -571,6 +574,14 @@ def _waivers(report: AuditReport) -> str:
     )
 
 
+def _method_notes(report: AuditReport) -> str:
+    notes = method_notes(report)
+    if not notes:
+        return ""
+    items = "".join(f"<li><code>{esc(rid)}</code> {esc(n)}</li>" for rid, n in notes)
+    return f'<section id="method-notes"><h2>Method notes</h2><ul>{items}</ul></section>'
+
+
 def _inputs_and_warnings(report: AuditReport) -> str:
     parts = []
     bad = [s for s in report.inputs if s.malformed]
@@ -600,12 +611,14 @@ class HtmlRenderer(Renderer):
         started = f" · started {esc(report.started_at.isoformat())}" if report.started_at else ""
         title = f"fmfl-audit report: {report.deployment.name}"
         baseline = f" · baseline {esc(report.gate.baseline)}" if report.gate.baseline else ""
+        pii = pii_engine(report)
+        engine = f'<div class="meta" id="pii-engine">PII engine: {esc(pii)}</div>' if pii else ""
         header = (
             f"<header><h1>{esc(title)}</h1>"
-            f"<div>Overall grade <strong>{esc(report.grade.value)}</strong> "
-            f"(score {report.score:.1f}, coverage {report.coverage:.0%}) — gate "
+            f"<div>Overall grade <strong>{esc(overall_text(report))}</strong> — gate "
             f'<span class="verdict {verdict}" id="gate">{verdict.upper()}</span>{baseline}</div>'
             f"{f'<ul id=gate-reasons>{reasons}</ul>' if reasons else ''}"
+            f"{engine}"
             f'<div class="meta">manifest <code>{esc(report.manifest_path)}</code> sha256 '
             f"<code>{esc(report.manifest_sha256[:12])}</code> · packs "
             f"{esc(', '.join(report.packs))} · seed {report.seed}{started}</div>"
@@ -617,6 +630,7 @@ class HtmlRenderer(Renderer):
             + _waivers(report)
             + _not_run(report)
             + _rules(report)
+            + _method_notes(report)
             + _inputs_and_warnings(report)
         )
         footer = (

@@ -5,7 +5,15 @@ from __future__ import annotations
 import html
 
 from fmfl_audit.models import AuditReport
-from fmfl_audit.report._common import findings_by_severity, grade_text, metric_text, skipped
+from fmfl_audit.report._common import (
+    findings_by_severity,
+    grade_text,
+    method_notes,
+    metric_text,
+    overall_text,
+    pii_engine,
+    skipped,
+)
 from fmfl_audit.report.interface import Renderer
 
 
@@ -22,14 +30,17 @@ class MarkdownRenderer(Renderer):
         lines = [
             f"# fmfl-audit report: {report.deployment.name}",
             "",
-            f"**Overall grade {report.grade.value}** (score {report.score:.1f}, coverage "
-            f"{report.coverage:.0%}) — gate **{'passed' if report.gate.passed else 'FAILED'}**",
+            f"**Overall grade {overall_text(report)}** — gate "
+            f"**{'passed' if report.gate.passed else 'FAILED'}**",
             "",
         ]
         for reason in report.gate.reasons:
-            lines.append(f"- gate: {reason}")
+            lines.append(f"- gate: {_cell(reason)}")
         if report.gate.reasons:
             lines.append("")
+        engine = pii_engine(report)
+        if engine:
+            lines += [f"PII engine: {_cell(engine)}", ""]
         lines += ["| Area | Grade | Coverage | Rules run |", "|---|---|---|---|"]
         for a in report.areas:
             capped = " (capped: critical finding)" if a.capped else ""
@@ -79,6 +90,9 @@ class MarkdownRenderer(Renderer):
                     f"| {r.id} | {r.outcome.value} | {_cell(r.skip_reason or r.error or '')} |"
                 )
             lines.append("")
+        notes = method_notes(report)
+        if notes:
+            lines += ["## Method notes", ""] + [f"- {rid}: {_cell(n)}" for rid, n in notes] + [""]
         if report.warnings:
             lines += ["## Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings] + [""]
         lines.append(

@@ -296,7 +296,7 @@ class SarifRenderer(Renderer):
             "deployment": report.deployment.name,
             "manifest": report.manifest_path,
             "manifestSha256": report.manifest_sha256,
-            "grade": report.grade.value,
+            "grade": report.grade.value if report.grade else None,
             "score": report.score,
             "coverage": report.coverage,
             "gate": report.gate.model_dump(mode="json"),

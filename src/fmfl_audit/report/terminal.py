@@ -5,7 +5,15 @@ from __future__ import annotations
 import io
 
 from fmfl_audit.models import AuditReport, Grade, Severity
-from fmfl_audit.report._common import findings_by_severity, grade_text, metric_text, skipped
+from fmfl_audit.report._common import (
+    findings_by_severity,
+    grade_text,
+    method_notes,
+    metric_text,
+    overall_text,
+    pii_engine,
+    skipped,
+)
 from fmfl_audit.report.interface import Renderer
 
 _SEV_STYLE = {
@@ -35,6 +43,7 @@ class TerminalRenderer(Renderer):
         from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
+        from rich.text import Text
 
         buf = io.StringIO()
         con = Console(
@@ -45,15 +54,25 @@ class TerminalRenderer(Renderer):
             highlight=False,
             emoji=False,  # `client:a:` must not become an emoji
         )
+
+        def say(markup: str, indent: int = 0, style: str = "") -> None:
+            # Wrapped lines keep their indent (a plain print wraps to column 0).
+            text = Text.from_markup(markup, style=style)
+            for line in text.wrap(con, self.width - indent):
+                line.rstrip()
+                con.print(Text(" " * indent) + line, soft_wrap=True)
+
         verdict = "[bold green]PASSED[/]" if report.gate.passed else "[bold red]FAILED[/]"
-        gs = _GRADE_STYLE[report.grade]
-        con.print(
+        gs = _GRADE_STYLE[report.grade] if report.grade else "dim"
+        say(
             f"[bold]fmfl-audit[/] {escape(report.deployment.name)}: overall grade "
-            f"[{gs}]{report.grade.value}[/] (score {report.score:.1f}, coverage "
-            f"{report.coverage:.0%}), gate {verdict}"
+            f"[{gs}]{escape(overall_text(report))}[/], gate {verdict}"
         )
         for reason in report.gate.reasons:
-            con.print(f"  gate: {escape(reason)}")
+            say(f"gate: {escape(reason)}", 2)
+        engine = pii_engine(report)
+        if engine:
+            say(f"PII engine: {escape(engine)}", 2, "dim")
         table = Table(title="Areas", title_justify="left")
         for col in ("area", "grade", "coverage", "rules run"):
             table.add_column(col)
@@ -69,29 +88,38 @@ class TerminalRenderer(Renderer):
         con.print(table)
         groups = findings_by_severity(report)
         if not groups:
-            con.print("[green]No unwaived findings.[/]")
+            say("[green]No unwaived findings.[/]")
         for sev, items in groups:
-            con.print(f"\n[{_SEV_STYLE[sev]}]{sev.value.upper()}[/] ({len(items)})")
+            con.print()
+            say(f"[{_SEV_STYLE[sev]}]{sev.value.upper()}[/] ({len(items)})")
             for f in items:
-                con.print(f"  [bold]{f.rule_id}[/] {escape(f.subject)}: {escape(f.message)}")
+                say(f"[bold]{f.rule_id}[/] {escape(f.subject)}: {escape(f.message)}", 2)
                 if f.metric:
-                    con.print(f"    {escape(metric_text(f))}", style="dim")
+                    say(escape(metric_text(f)), 4, "dim")
                 for e in f.evidence:
                     loc = escape(e.location or "")
                     ex = f"  {escape(e.excerpt)}" if e.excerpt else ""
-                    con.print(f"    at {loc}{ex}", style="dim")
+                    say(f"at {loc}{ex}", 4, "dim")
         waived = [f for f in report.findings if f.waived]
         if report.waivers:
-            con.print(f"\nWaivers ({len(waived)} finding(s) waived)")
+            con.print()
+            say(f"Waivers ({len(waived)} finding(s) waived)")
             for w in report.waivers:
                 state = "[red]expired[/]" if w.expired else f"until {w.expires.isoformat()}"
-                con.print(f"  {w.rule} {escape(w.subject)} {state}: {escape(w.reason)}")
+                say(f"{w.rule} {escape(w.subject)} {state}: {escape(w.reason)}", 2)
         not_run = skipped(report)
         if not_run:
-            con.print(f"\nNot run ({len(not_run)})")
+            con.print()
+            say(f"Not run ({len(not_run)})")
             for r in not_run:
                 why = r.skip_reason or r.error or ""
-                con.print(f"  {r.id} {r.outcome.value}: {escape(why)}", style="dim")
+                say(f"{r.id} {r.outcome.value}: {escape(why)}", 2, "dim")
+        notes = method_notes(report)
+        if notes:
+            con.print()
+            say("Method notes")
+            for rule_id, note in notes:
+                say(f"{rule_id}: {escape(note)}", 2, "dim")
         for warning in report.warnings:
-            con.print(f"[yellow]warning:[/] {escape(warning)}")
+            say(f"[yellow]warning:[/] {escape(warning)}")
         return buf.getvalue()

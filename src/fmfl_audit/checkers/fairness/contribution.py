@@ -98,7 +98,12 @@ class ContributionChecker(Checker):
         bad_values = 0
         first_bad: str | None = None
         use_weight: bool | None = None
-        for batch in ctx.records(source, require_text=False, required=(params.client_column,)):
+        for batch in ctx.records(
+            source,
+            require_text=False,
+            required=(params.client_column,),
+            numeric=(params.weight_column, params.samples_column),
+        ):
             for rec in batch:
                 if use_weight is None:
                     use_weight = params.weight_column in rec.data

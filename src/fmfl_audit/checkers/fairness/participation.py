@@ -74,7 +74,8 @@ class ParticipationChecker(Checker):
         weight: dict[str, float] = defaultdict(float)
         all_rounds: set[str] = set()
         required = (params.client_column, params.round_column)
-        for batch in ctx.records(source, require_text=False, required=required):
+        numeric = (params.weight_column, params.samples_column)
+        for batch in ctx.records(source, require_text=False, required=required, numeric=numeric):
             for rec in batch:
                 cid = str(rec.data[params.client_column])
                 rnd = str(rec.data[params.round_column])

@@ -24,6 +24,7 @@ from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, Check
 from fmfl_audit.checkers.robustness._common import robust_z
 from fmfl_audit.checkers.robustness._triggers import mine
 from fmfl_audit.errors import CheckerError
+from fmfl_audit.inputs.records import ReadStats
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
 
@@ -41,6 +42,47 @@ class UpdateParams(CheckerParams):
     min_purity: float = Field(default=0.95, gt=0.5, le=1)
     fdr: float = Field(default=0.01, gt=0, lt=1)
     min_context_disagreement: float = Field(default=0.2, ge=0, le=1)
+
+
+def non_finite_tensors(path: Any) -> list[tuple[str, int]]:
+    """(tensor name, count) of the tensors of a safetensors file holding NaN or infinite values:
+    one such value in an update poisons a FedAvg sum, and it would poison these statistics too."""
+    import numpy as np
+    from safetensors import safe_open
+
+    bad = []
+    with safe_open(str(path), framework="numpy") as handle:
+        for name in sorted(handle.keys()):
+            arr = handle.get_tensor(name)
+            if arr.dtype.kind not in "fc":
+                continue
+            count = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            if count:
+                bad.append((name, count))
+    return bad
+
+
+def validate_updates(ctx: CheckContext, clients: list[Any]) -> list[Any]:
+    """The clients whose update is usable; the others are counted as malformed inputs (one record
+    per update file), so the engine holds them against the policy like any unreadable file."""
+    usable = []
+    for c in clients:
+        stats = ReadStats(path=ctx.display(c.update), complete=True)
+        try:
+            bad = non_finite_tensors(c.update)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            stats.bad(stats.path, f"not a readable safetensors file ({type(exc).__name__})")
+        else:
+            if bad:
+                total = sum(n for _, n in bad)
+                names = ", ".join(name for name, _ in bad[:3])
+                stats.bad(stats.path, f"{total} non-finite value(s) (NaN/inf) in tensor(s) {names}")
+            else:
+                stats.records = 1
+                usable.append(c)
+        ctx.ledger.commit(stats)
+        ctx.reads.add(stats)
+    return usable
 
 
 def update_statistics(ctx: CheckContext, paths: list[Any]) -> dict[str, Any]:
@@ -112,12 +154,19 @@ class UpdateAnomalyChecker(Checker):
         assert isinstance(params, UpdateParams)
         import numpy as np
 
-        clients = clients_with(ctx.deployment, "update")
+        declared = clients_with(ctx.deployment, "update")
+        clients = validate_updates(ctx, declared)
+        out = CheckOutput()
+        for c in declared:
+            if c not in clients:
+                out.metrics[c.subject] = {"usable": False}
+        if len(clients) < 2:
+            out.notes.append(f"{len(clients)} usable update(s): nothing to compare")
+            return out
         try:
             st = update_statistics(ctx, [c.update for c in clients])
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise CheckerError(f"cannot read client updates as safetensors ({exc})") from None
-        out = CheckOutput()
         gram, n = st["gram"], len(clients)
         norms = np.sqrt(np.clip(np.diag(gram), 0, None))
         mean_dot = gram.mean(axis=1)
