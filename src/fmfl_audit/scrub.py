@@ -53,6 +53,7 @@ _ENGINE_KEYS = frozenset(
 )
 """Report fields the engine fills from its own vocabulary or the rule packs, never from inputs."""
 
+_SEPARATORS = re.compile(r"[/\\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -117,16 +118,23 @@ class ReportScrubber:
         )
 
         clean = [printable(t) for t in texts]
+        # File paths: a recognizer reads `dir/jane@example.org/x` as one odd address and lets it
+        # pass; the same text with separators as spaces (same offsets) shows each component.
+        split = [i for i, t in enumerate(clean) if "/" in t or "\\" in t]
+        variants = clean + [_SEPARATORS.sub(" ", clean[i]) for i in split]
         analyzer = shared_analyzer(self._cache, language="en", recognizers=())
         found = analyze_texts(
             analyzer,
-            clean,
+            variants,
             language="en",
             min_score=SCRUB_MIN_SCORE,
             entities=None,
             exclude=("DATE_TIME", "URL"),
             batch_size=64,
         )
+        for k, i in enumerate(split):
+            found[i] = [*found[i], *found[len(clean) + k]]
+        found = found[: len(clean)]
         scanner = self._cache.get(
             "secrets:evidence",
             lambda: SecretScanner(disabled=DEFAULT_DISABLED, extra=dict(EXTRA_PATTERNS)),

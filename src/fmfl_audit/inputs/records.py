@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,21 @@ def merge_stats(parts: Sequence[ReadStats], path: str) -> ReadStats:
         room = MAX_ISSUES - len(out.issues)
         out.issues.extend(part.issues[: max(room, 0)])
     return out
+
+
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-]{0,63}$")
+
+
+def describe_columns(names: Sequence[str]) -> str:
+    """The columns of a file for an error message. Only names that look like column names are
+    quoted: a file that is not the table it was said to be (`/etc/shadow` named as a CSV log) must
+    not have its first line echoed into a report."""
+    shown = [n for n in names if _COLUMN_NAME.match(n)]
+    hidden = len(names) - len(shown)
+    parts = [f"columns: {', '.join(shown)}"] if shown else []
+    if hidden:
+        parts.append(f"{hidden} column name(s) not shown: not plain identifiers")
+    return "; ".join(parts) or "no columns"
 
 
 def _finite_non_negative(value: Any) -> bool:
@@ -249,7 +265,7 @@ def _csv_rows(shard: Shard, stats: ReadStats, needed: Sequence[str]) -> Iterator
         if missing:
             raise InputError(
                 f"{display}:1: column(s) {', '.join(map(repr, missing))} not in the header "
-                f"(columns: {', '.join(header)})"
+                f"({describe_columns(header)})"
             )
         width = len(header)
         first = lines.lines_read + 1
@@ -293,7 +309,7 @@ def _parquet_rows(
     if missing:
         raise InputError(
             f"{display}: column(s) {', '.join(map(repr, missing))} not in the Parquet schema "
-            f"(columns: {', '.join(names)})"
+            f"({describe_columns(names)})"
         )
     row = shard.first_row
     groups = None if shard.row_groups is None else list(shard.row_groups)
