@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_csv, write_jsonl, write_manifest
+from tests.conftest import write_jsonl, write_manifest
 
 from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.inputs.records import describe_columns
