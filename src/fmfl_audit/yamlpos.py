@@ -73,23 +73,47 @@ def load_located(text: str) -> LocatedYaml:
         raise YamlLocatedError(f"invalid YAML: {exc.problem or exc}", pos) from None
     except yaml.YAMLError as exc:
         raise YamlLocatedError(f"invalid YAML: {exc}", None) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level, before our own depth check.
+        message = f"YAML nested too deeply (limit {_MAX_DEPTH} levels)"
+        raise YamlLocatedError(message, None) from None
     out = LocatedYaml(data=None)
     if root is None:
         return out
     constructor = yaml.SafeLoader("")
-    out.data = _build(root, (), out, constructor, depth=0)
+    out.data = _build(root, (), out, constructor, depth=0, budget=_Budget())
     return out
 
 
 _MAX_DEPTH = 64
+_MAX_NODES = 200_000
+"""Values built from one document, aliases expanded: a billion-laughs document (aliases of
+aliases) is refused here instead of exhausting memory."""
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
+@dataclass
+class _Budget:
+    nodes: int = 0
+
+
 def _build(
-    node: yaml.Node, path: PathKey, out: LocatedYaml, ctor: yaml.SafeLoader, *, depth: int
+    node: yaml.Node,
+    path: PathKey,
+    out: LocatedYaml,
+    ctor: yaml.SafeLoader,
+    *,
+    depth: int,
+    budget: _Budget,
 ) -> Any:
     if depth > _MAX_DEPTH:
-        raise YamlLocatedError("YAML nested too deeply", _mark(node))
+        raise YamlLocatedError(f"YAML nested too deeply (limit {_MAX_DEPTH} levels)", _mark(node))
+    budget.nodes += 1
+    if budget.nodes > _MAX_NODES:
+        raise YamlLocatedError(
+            f"YAML document expands to more than {_MAX_NODES} values (alias expansion)",
+            _mark(node),
+        )
     out.positions.setdefault(path, _mark(node))
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise YamlLocatedError(f"unsupported YAML tag {node.tag!r}", _mark(node))
@@ -98,10 +122,7 @@ def _build(
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise YamlLocatedError("mapping keys must be plain scalars", _mark(key_node))
-            try:
-                key = ctor.construct_object(key_node)
-            except yaml.YAMLError as exc:
-                raise YamlLocatedError(f"invalid key: {exc}", _mark(key_node)) from None
+            key = _construct(ctor, key_node, what="key")
             if key == "<<":
                 raise YamlLocatedError("YAML merge keys (<<) are not supported", _mark(key_node))
             if not isinstance(key, (str, int, float, bool)) or key is None:
@@ -111,20 +132,27 @@ def _build(
                 raise YamlLocatedError(f"duplicate key {skey!r}", _mark(key_node))
             child = (*path, skey)
             out.key_positions[child] = _mark(key_node)
-            result[skey] = _build(value_node, child, out, ctor, depth=depth + 1)
+            result[skey] = _build(value_node, child, out, ctor, depth=depth + 1, budget=budget)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(item, (*path, i), out, ctor, depth=depth + 1)
+            _build(item, (*path, i), out, ctor, depth=depth + 1, budget=budget)
             for i, item in enumerate(node.value)
         ]
+    return _construct(ctor, node, what="value")
+
+
+def _construct(ctor: yaml.SafeLoader, node: yaml.Node, *, what: str) -> Any:
+    """A scalar's Python value, or a located error. PyYAML's safe constructors fail in many ways
+    on hostile scalars (`!!int ''` raises IndexError, `!!timestamp x` AttributeError, `!!float`
+    ValueError...): each is one bad value in the user's file, never a crash."""
     try:
         return ctor.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
-        raise YamlLocatedError(f"invalid value: {exc}", _mark(node)) from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        # e.g. a timestamp scalar out of range for datetime
-        raise YamlLocatedError(f"invalid value: {exc}", _mark(node)) from None
+        raise YamlLocatedError(f"invalid {what}: {exc}", _mark(node)) from None
+    except Exception:  # noqa: BLE001 - isolation point: any constructor failure is bad input
+        tag = node.tag.rsplit(":", 1)[-1]
+        raise YamlLocatedError(f"not a valid !!{tag} {what}", _mark(node)) from None
 
 
 def format_path(path: Iterable[str | int]) -> str:

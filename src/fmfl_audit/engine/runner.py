@@ -40,7 +40,13 @@ from fmfl_audit.models import (
     ToolInfo,
     fingerprint,
 )
-from fmfl_audit.rulepacks.loader import EffectiveRule, RuleSet, load_ruleset, select
+from fmfl_audit.rulepacks.loader import (
+    MANIFEST_OVERRIDE,
+    EffectiveRule,
+    RuleSet,
+    load_ruleset,
+    select,
+)
 from fmfl_audit.scrub import ReportScrubber, canary_values
 from fmfl_audit.waivers import apply_waivers
 
@@ -114,7 +120,7 @@ class Auditor:
                     )
                 plan.append(PlannedRule(rule, None, None, NOT_IMPLEMENTED))
                 continue
-            params = _validate_params(rule, checker)
+            params = _validate_params(rule, checker, self.deployment)
             missing = checker().missing_inputs(self.deployment)
             reason = f"missing input: {', '.join(missing)}" if missing else None
             plan.append(PlannedRule(rule, checker, params, reason))
@@ -262,15 +268,36 @@ def unreadable_inputs(reads: Sequence[ReadStats], max_share: float) -> list[str]
     return out
 
 
-def _validate_params(rule: EffectiveRule, checker: type[Checker]) -> CheckerParams:
+def _validate_params(
+    rule: EffectiveRule, checker: type[Checker], deployment: Deployment
+) -> CheckerParams:
     try:
         return checker.Params.model_validate(rule.spec.params)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise RulePackError(f"{rule.source}: rule {rule.id}: {problems}") from None
+        lines = []
+        for e in exc.errors(include_url=False):
+            name = str(e["loc"][0]) if e["loc"] else ""
+            where = _param_location(rule, name, deployment)
+            lines.append(
+                f"{where}: rule {rule.id}: params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            )
+        raise RulePackError("\n".join(lines)) from None
+
+
+def _param_location(rule: EffectiveRule, name: str, deployment: Deployment) -> str:
+    """Where a param was set: `manifest.yaml:LINE:COL` for the manifest's `policy.rules`, else
+    the pack file that set it (or defined the rule)."""
+    source = rule.param_sources.get(name, rule.source)
+    if source != MANIFEST_OVERRIDE:
+        return source
+    from fmfl_audit.yamlpos import YamlLocatedError, load_located, read_text
+
+    try:
+        located = load_located(read_text(deployment.path))
+    except (OSError, UnicodeDecodeError, YamlLocatedError):
+        return f"{deployment.path}: policy.rules.{rule.id}.params.{name}"
+    pos = located.locate(("policy", "rules", rule.id, "params", name))
+    return f"{deployment.path}:{pos.line}:{pos.column}" if pos else str(deployment.path)
 
 
 def _base_result(spec: Any) -> Any:

@@ -52,9 +52,9 @@ class ReadStats:
     issues: list[InputIssue] = field(default_factory=list)
     complete: bool = False
 
-    def bad(self, location: str, reason: str) -> None:
-        """Count a malformed record and keep the first few with their reasons."""
-        self.malformed += 1
+    def bad(self, location: str, reason: str, *, count: int = 1) -> None:
+        """Count `count` malformed records (from `location` on) and keep the first few reasons."""
+        self.malformed += count
         if len(self.issues) < MAX_ISSUES:
             self.issues.append(InputIssue(location=location, reason=reason))
 
@@ -186,23 +186,66 @@ def _jsonl_rows(shard: Shard, stats: ReadStats) -> Iterator[tuple[str, Any]]:
         for lineno, raw in enumerate(fh, start=shard.first_line):
             if end is not None and pos >= end:
                 break
+            line_start = pos
             pos += len(raw)
+            if line_start == 0 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]  # a BOM is accepted here as it is for CSV and YAML
             loc = f"{display}:{lineno}"
             if not raw.strip():
                 continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                stats.bad(loc, "not UTF-8")
-                continue
-            except (json.JSONDecodeError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                stats.bad(loc, f"invalid JSON: {reason}")
-                continue
-            if not isinstance(obj, dict):
-                stats.bad(loc, f"expected a JSON object, found {type(obj).__name__}")
-                continue
-            yield loc, obj
+            obj = _json_record(raw, loc, stats)
+            if obj is not None:
+                yield loc, obj
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _json_record(raw: bytes, loc: str, stats: ReadStats) -> dict[str, Any] | None:
+    """One JSONL line as an object, or None after counting why it is malformed."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        stats.bad(loc, "not UTF-8")
+        return None
+    except json.JSONDecodeError as exc:
+        stats.bad(loc, f"invalid JSON: {exc.msg}")
+        return None
+    except RecursionError:
+        stats.bad(loc, "invalid JSON: nested too deeply")
+        return None
+    except ValueError:
+        # An integer of more digits than Python converts (sys.get_int_max_str_digits()).
+        stats.bad(loc, "invalid JSON: a number too long to read")
+        return None
+    if not isinstance(obj, dict):
+        stats.bad(loc, f"expected a JSON object, found {type(obj).__name__}")
+        return None
+    if b"\\u" in raw and _has_lone_surrogate(obj):
+        # `"\ud800"` decodes to a lone surrogate: no UTF-8 writer (report, Presidio, tokenizer)
+        # can handle it downstream, so the record is malformed here, once.
+        stats.bad(loc, "invalid JSON: a lone surrogate escape (not Unicode text)")
+        return None
+    return obj
+
+
+def _has_lone_surrogate(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(
+            _has_lone_surrogate(k, depth + 1) or _has_lone_surrogate(v, depth + 1)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v, depth + 1) for v in value)
+    return False
 
 
 class CsvLines:
@@ -259,6 +302,8 @@ def _csv_rows(shard: Shard, stats: ReadStats, needed: Sequence[str]) -> Iterator
                 header = next(reader)
             except StopIteration:
                 return
+            except csv.Error as exc:
+                raise InputError(f"{display}:1: unreadable CSV header ({exc})") from None
         else:
             header = list(shard.header)
         missing = [c for c in needed if c not in header]
@@ -269,32 +314,34 @@ def _csv_rows(shard: Shard, stats: ReadStats, needed: Sequence[str]) -> Iterator
             )
         width = len(header)
         first = lines.lines_read + 1
-        try:
-            while end is None or lines.consumed < end:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                last = lines.lines_read
-                loc = f"{display}:{offset + last}"
-                bad = [n for n in range(first, last + 1) if n in lines.bad_lines]
-                first = last + 1
-                if bad:
-                    lines.bad_lines.difference_update(bad)
-                    stats.bad(loc, "not UTF-8")
-                    continue
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                if len(row) != width:
-                    stats.bad(loc, f"expected {width} fields, found {len(row)}")
-                    continue
-                yield loc, dict(zip(header, row, strict=True))
-        except csv.Error as exc:
-            stats.bad(f"{display}:{offset + lines.lines_read}", f"unreadable CSV: {exc}")
+        while end is None or lines.consumed < end:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                # The reader starts afresh at the next line: one bad record, not the file's end.
+                stats.bad(f"{display}:{offset + lines.lines_read}", f"unreadable CSV: {exc}")
+                first = lines.lines_read + 1
+                continue
+            last = lines.lines_read
+            loc = f"{display}:{offset + last}"
+            bad = [n for n in range(first, last + 1) if n in lines.bad_lines]
+            first = last + 1
+            if bad:
+                lines.bad_lines.difference_update(bad)
+                stats.bad(loc, "not UTF-8")
+                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != width:
+                stats.bad(loc, f"expected {width} fields, found {len(row)}")
+                continue
+            yield loc, dict(zip(header, row, strict=True))
 
 
 def _parquet_rows(
-    shard: Shard, needed: Sequence[str], batch_size: int
+    shard: Shard, stats: ReadStats, needed: Sequence[str], batch_size: int
 ) -> Iterator[tuple[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -312,11 +359,20 @@ def _parquet_rows(
             f"({describe_columns(names)})"
         )
     row = shard.first_row
-    groups = None if shard.row_groups is None else list(shard.row_groups)
-    for batch in pf.iter_batches(batch_size=batch_size, row_groups=groups):
-        for obj in batch.to_pylist():
-            yield f"{display}#{row}", obj
-            row += 1
+    groups = range(pf.num_row_groups) if shard.row_groups is None else shard.row_groups
+    for g in groups:
+        size = pf.metadata.row_group(g).num_rows
+        done = 0
+        try:
+            for batch in pf.iter_batches(batch_size=batch_size, row_groups=[g]):
+                for obj in batch.to_pylist():
+                    yield f"{display}#{row + done}", obj
+                    done += 1
+        except (pa.ArrowException, OSError) as exc:
+            # A corrupt page: the rest of its row group is lost; the other groups still read.
+            reason = f"unreadable Parquet row group {g} ({type(exc).__name__})"
+            stats.bad(f"{display}#{row + done}", reason, count=max(size - done, 1))
+        row += size
 
 
 def iter_records(
@@ -366,7 +422,7 @@ def iter_shard(
         elif fmt == "csv":
             rows = _csv_rows(shard, stats, needed)
         else:
-            rows = _parquet_rows(shard, needed, batch_size)
+            rows = _parquet_rows(shard, stats, needed, batch_size)
         batch: list[Record] = []
         for loc, obj in rows:
             rec = _make_record(

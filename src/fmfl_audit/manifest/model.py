@@ -34,23 +34,44 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+MAX_PATH_SHOWN = 120
+"""Paths longer than this are cut in error messages (an over-long path is itself the problem)."""
+
+
+def shown_path(value: object) -> str:
+    """A path for an error message: cut when over-long, lone surrogates spelled out."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > MAX_PATH_SHOWN:
+        text = f"{text[: MAX_PATH_SHOWN // 2]}…{text[-MAX_PATH_SHOWN // 4 :]} ({len(text)} chars)"
+    return text
+
+
 def _resolve(value: Path, info: ValidationInfo, *, kind: str) -> Path:
     ctx = info.context or {}
     base = ctx.get("base_dir")
-    path = Path(value).expanduser()
+    shown = shown_path(value)
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:
+        raise ValueError(f"cannot expand the home folder in {shown}: no such user") from None
     if base is not None and not path.is_absolute():
         path = Path(base) / path
-    if ctx.get("check_files", False):
+    if not ctx.get("check_files", False):
+        return path
+    try:
         if kind == "dir" and not path.is_dir():
             if path.exists():
-                raise ValueError(f"expected a folder, found a file: {value}")
-            raise ValueError(f"folder not found: {value}")
+                raise ValueError(f"expected a folder, found a file: {shown}")
+            raise ValueError(f"folder not found: {shown}")
         if kind == "file" and not path.is_file():
             if path.is_dir():
-                raise ValueError(f"expected a file, found a folder: {value}")
-            raise ValueError(f"file not found: {value}")
+                raise ValueError(f"expected a file, found a folder: {shown}")
+            raise ValueError(f"file not found: {shown}")
         if kind == "any" and not path.exists():
-            raise ValueError(f"path not found: {value}")
+            raise ValueError(f"path not found: {shown}")
+    except OSError as exc:
+        # ENAMETOOLONG, ELOOP, EACCES...: the path cannot be used; say why, never crash.
+        raise ValueError(f"cannot use path {shown}: {exc.strerror or exc}") from None
     return path
 
 

@@ -12,6 +12,7 @@ An old finding whose fingerprint is absent from the new report is *fixed*.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from fmfl_audit.errors import ReportError
 from fmfl_audit.gate import GatePolicy, evaluate_gate
 from fmfl_audit.models import SCHEMA_VERSION, AuditReport, Finding
 
+_VERSION = re.compile(r"^\d{1,4}\.\d{1,4}$")
 _EPS = 1e-9
 """Metric moves smaller than this (relative) are rounding noise, not a worsening."""
 
@@ -41,16 +43,25 @@ def load_report(path: Path) -> AuditReport:
             f"{path}:{exc.lineno}:{exc.colno}: not JSON ({exc.msg}); "
             "give a report written by `fmfl-audit scan --format json`"
         ) from None
+    except RecursionError:
+        raise ReportError(f"{path}: JSON nested too deeply for an fmfl-audit report") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ReportError(f"{path}: not a readable JSON report ({exc})") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a JSON object (an fmfl-audit JSON report)")
-    version = str(data.get("schema_version", ""))
-    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+    raw = data.get("schema_version")
+    # Quote the version only when it looks like one: the file may be anything.
+    version = raw if isinstance(raw, str) and _VERSION.match(raw) else None
+    if version is None or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        shown = version or ("missing" if raw is None else "unrecognised")
         raise ReportError(
-            f"{path}: report schema version {version or 'missing'!s} is not readable by this "
+            f"{path}: report schema version {shown} is not readable by this "
             f"fmfl-audit (schema {SCHEMA_VERSION}); re-run the scan with this version"
         )
     try:
         return AuditReport.model_validate(data)
+    except RecursionError:
+        raise ReportError(f"{path}: JSON nested too deeply for an fmfl-audit report") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}"

@@ -14,6 +14,9 @@ from fmfl_audit.models import Area, Severity
 from fmfl_audit.rulepacks.model import GradingPolicy, RuleOverride, RulePackFile, RuleSpec
 from fmfl_audit.yamlpos import read_text, suggest
 
+MANIFEST_OVERRIDE = "manifest policy.rules"
+"""`EffectiveRule.param_sources` value of a param set in the manifest's `policy.rules`."""
+
 
 def builtin_rules_dir() -> Path:
     """The shipped `rules/` folder: package data in a wheel, the top-level folder in a checkout."""
@@ -87,6 +90,8 @@ class EffectiveRule:
 
     spec: RuleSpec
     source: str = field(compare=False)
+    param_sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Where each param was last set: a pack file, or `MANIFEST_OVERRIDE` (policy.rules)."""
 
     @property
     def id(self) -> str:
@@ -150,11 +155,13 @@ def load_ruleset(
                         f"{path}: rule {spec.id} is already defined by {rules[spec.id].source}; "
                         "use `overrides:` to change it"
                     )
-                rules[spec.id] = EffectiveRule(spec=spec, source=str(path))
+                rules[spec.id] = EffectiveRule(
+                    spec=spec, source=str(path), param_sources=dict.fromkeys(spec.params, str(path))
+                )
             for ov in pf.overrides:
                 _override(rules, ov.id, ov, where=str(path))
     for rule_id, ov_map in (overrides or {}).items():
-        _override(rules, rule_id, ov_map, where="manifest policy.rules")
+        _override(rules, rule_id, ov_map, where=MANIFEST_OVERRIDE)
     if grading is None:
         raise RulePackError(
             "no rule pack defines `grading`; include the default pack or add a grading section"
@@ -176,7 +183,11 @@ def _override(
             f"{where}: override of unknown rule {rule_id!r}{suggest(rule_id, list(rules))}"
         )
     old = rules[rule_id]
-    rules[rule_id] = EffectiveRule(spec=_apply_override(old.spec, ov), source=old.source)
+    params = ov.params if isinstance(ov, RuleOverride) else ov.get("params", {})
+    sources = {**old.param_sources, **dict.fromkeys(params or {}, where)}
+    rules[rule_id] = EffectiveRule(
+        spec=_apply_override(old.spec, ov), source=old.source, param_sources=sources
+    )
 
 
 def select(rules: Iterable[EffectiveRule], only: Sequence[str], skip: Sequence[str]) -> list[str]:
