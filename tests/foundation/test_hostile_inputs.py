@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import minimal_manifest, write_jsonl, write_manifest
+from tests.conftest import minimal_manifest, write_manifest
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.main import app
