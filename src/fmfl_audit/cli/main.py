@@ -193,6 +193,14 @@ def scan(
         str | None,
         typer.Option(help="Address of an existing Ray cluster (with --executor ray)."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Threads for model inference [default: OMP_NUM_THREADS if set, else CPU cores "
+            "/ --workers, so 1 with the default workers].",
+        ),
+    ] = None,
     shard_bytes: Annotated[
         int | None,
         typer.Option(min=1, hidden=True, help="Fixed shard size in bytes (tests, tuning)."),
@@ -214,7 +222,13 @@ def scan(
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Exit 0 even when the gate fails.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars on stderr.")] = True,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            help="Progress on stderr: bars on a terminal, one line per rule start and finish "
+            "otherwise (CI logs)."
+        ),
+    ] = True,
     color: Annotated[bool, typer.Option(help="Colour in the terminal format.")] = True,
     today: Annotated[
         str | None, typer.Option(hidden=True, help="Date for waiver expiry (YYYY-MM-DD).")
@@ -224,6 +238,7 @@ def scan(
     from fmfl_audit.engine.executors import make_executor
     from fmfl_audit.engine.observer import NullObserver
     from fmfl_audit.engine.runner import Auditor, GateOverrides
+    from fmfl_audit.engine.threads import default_threads
     from fmfl_audit.manifest import load_manifest
     from fmfl_audit.models import Grade, Severity
     from fmfl_audit.report.baseline import apply_baseline, load_report
@@ -252,18 +267,23 @@ def scan(
         device=device.value,
         gate=gate,
         today=day,
+        threads=threads or default_threads(workers),
     )
     runner = make_executor(
         executor.value, workers=workers, address=ray_address, shard_bytes=shard_bytes
     )
     try:
         auditor_kwargs["executor"] = runner
-        show_progress = progress and sys.stderr.isatty()
-        if show_progress:
+        if progress and sys.stderr.isatty():
             from fmfl_audit.cli.progress import RichObserver
 
             with RichObserver(_stderr()) as observer:
                 report = Auditor(deployment, observer=observer, **auditor_kwargs).run()
+        elif progress:
+            from fmfl_audit.cli.progress import LineObserver
+
+            line_observer = LineObserver(sys.stderr)
+            report = Auditor(deployment, observer=line_observer, **auditor_kwargs).run()
         else:
             report = Auditor(deployment, observer=NullObserver(), **auditor_kwargs).run()
     finally:

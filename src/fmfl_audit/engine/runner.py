@@ -22,6 +22,7 @@ from fmfl_audit.checkers.base import (
 from fmfl_audit.checkers.registry import checker_map, not_implemented
 from fmfl_audit.engine.executors import Executor, LocalExecutor
 from fmfl_audit.engine.observer import NullObserver, Observer, ObserverProgress
+from fmfl_audit.engine.threads import apply_threads
 from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError, RuleSkipped
 from fmfl_audit.gate import GatePolicy, evaluate_gate
 from fmfl_audit.grading import area_scores, overall
@@ -94,6 +95,9 @@ class Auditor:
     gate: GateOverrides = field(default_factory=GateOverrides)
     today: dt.date | None = None
     registry: Mapping[str, type[Checker]] | None = None
+    threads: int | None = None
+    """Threads for model inference in this process (None leaves torch's setting alone; see
+    `engine.threads`)."""
 
     def ruleset(self) -> RuleSet:
         """The merged rule packs in force."""
@@ -130,6 +134,8 @@ class Auditor:
         """Plan, run every checker, grade and gate; never raises for one broken checker."""
         started = dt.datetime.now(dt.timezone.utc)
         t0 = time.perf_counter()
+        if self.threads is not None:
+            apply_threads(self.threads)
         rs = self.ruleset()
         plan = self.plan(rs)
         ledger = InputLedger()

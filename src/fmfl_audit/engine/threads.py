@@ -1,0 +1,41 @@
+"""How many threads model inference uses, set on purpose.
+
+torch (and the BLAS under numpy) start one thread per core by default. On a machine where anything
+else runs (our own record-level workers, a CI neighbour), OpenMP threads that spin-wait for
+each other at every operator oversubscribe the cores: a demo scan ran 4.6x slower on a busy 2-core
+machine (issue 16, benchmarks/RESULTS.md). The default here gives inference the cores the
+record-level workers do not claim: `cores // workers`, so 1 with the default `--workers` (every
+core).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from fmfl_audit.engine.executors import available_cpus
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def default_threads(workers: int | None) -> int:
+    """Threads for model inference when none are asked for: an explicit `OMP_NUM_THREADS` in the
+    environment wins; else the cores left per worker (at least 1)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cores = available_cpus()
+    return max(1, cores // max(1, workers or cores))
+
+
+def apply_threads(threads: int) -> None:
+    """Use `threads` for torch and BLAS from now on in this process.
+
+    Before torch is imported the environment decides its pool size (OpenMP reads it once); after,
+    `torch.set_num_threads` changes it.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
