@@ -229,7 +229,7 @@ def test_p05_sequence_classifier_loss_on_true_label(
         tmp_path / "clf",
         [t for t, _ in members],
         [y for _, y in members],
-        steps=40,
+        steps=120,
         lr=5e-3,
     )
     write_jsonl(tmp_path / "m.jsonl", [{"text": t, "label": y} for t, y in members])
