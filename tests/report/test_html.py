@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from fmfl_audit.report.html import (
     leakage_matrix,
     pii_rows,
 )
+from fmfl_audit.report.rule_docs import rule_doc_url
 
 from .builders import HOSTILE_SUBJECT, sample_report
 
@@ -81,11 +83,17 @@ def test_self_contained_and_offline() -> None:
     tags = _tags(text)
     csp = next(a for t, a in tags if t == "meta" and a.get("http-equiv"))
     assert "default-src 'none'" in (csp.get("content") or "")
+    links = []
     for t, a in tags:
-        for attr in ("src", "href"):
-            assert attr not in a, f"<{t} {attr}=...> would load something"
+        assert "src" not in a, f"<{t} src=...> would load something"
+        if "href" in a:
+            # Only links a reader follows by clicking: rule ids to their documentation pages.
+            assert t == "a" and a.get("rel") == "noopener noreferrer", f"<{t} href=...>"
+            links.append(a["href"])
+    assert links and all(h == rule_doc_url(Path(h).stem) for h in links), links
     assert not re.search(r"@import|url\(", text)
-    assert "https://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    rest = re.sub(r'href="[^"]*"', "", text).replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in rest
 
 
 def test_hostile_strings_are_escaped() -> None:

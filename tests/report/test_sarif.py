@@ -10,10 +10,10 @@ import pytest
 from jsonschema import Draft4Validator
 
 from fmfl_audit.models import Confidence, Severity
+from fmfl_audit.report.rule_docs import documented_rules, rule_doc_url
 from fmfl_audit.report.sarif import (
     FINGERPRINT_KEY,
     LEVEL,
-    RULE_HELP_URI,
     SarifRenderer,
     artifact_uri,
     parse_location,
@@ -22,6 +22,7 @@ from fmfl_audit.report.sarif import (
 
 from .builders import HOSTILE_SUBJECT, findings, sample_report
 
+REPO = Path(__file__).parents[2]
 SCHEMA_PATH = Path(__file__).parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
 
 
@@ -79,19 +80,70 @@ def test_github_upload_requirements() -> None:
 def test_rule_metadata() -> None:
     rules = {r["id"]: r for r in _doc()["runs"][0]["tool"]["driver"]["rules"]}
     p01 = rules["FMFL-P01"]
-    assert p01["helpUri"] == RULE_HELP_URI.format(rule_id="FMFL-P01")
-    assert p01["helpUri"] == "https://fmfl-audit.dev/rules/FMFL-P01"
+    assert p01["helpUri"] == (
+        "https://github.com/fmfl-audit/fmfl-audit/blob/main/docs/rules/FMFL-P01.md"
+    )
+    assert p01["helpUri"] == rule_doc_url("FMFL-P01")
     assert p01["name"] == "EnsureNoPiiInSyntheticData"
     assert p01["shortDescription"]["text"] == "Ensure no PII in synthetic data"
     assert "top-down leakage" in p01["fullDescription"]["text"]
-    assert p01["help"]["text"].startswith("Filter synthetic data through a PII anonymiser")
     assert p01["properties"]["tags"] == ["security", "privacy", "top-down leakage"]
     assert p01["properties"]["security-severity"] == "8.0"
     assert p01["defaultConfiguration"]["level"] == "error"
-    # A rule without findings still gets help text pointing at its page.
-    assert rules["FMFL-R04"]["help"]["text"] == (
-        "See https://fmfl-audit.dev/rules/FMFL-R04 for how to fix this."
+    driver = _doc()["runs"][0]["tool"]["driver"]
+    assert driver["informationUri"] == "https://github.com/fmfl-audit/fmfl-audit"
+
+
+def test_rule_help_is_the_whole_page_offline() -> None:
+    rules = {r["id"]: r for r in _doc()["runs"][0]["tool"]["driver"]["rules"]}
+    spec = documented_rules()["FMFL-R04"]
+    r04 = rules["FMFL-R04"]["help"]
+    # A rule without findings still carries its full page (the committed docs/rules/ page less
+    # its generated-file comment), so code scanning shows it without following a link.
+    page = (REPO / "docs" / "rules" / "FMFL-R04.md").read_text(encoding="utf-8")
+    assert r04["markdown"] == page.split("\n", 2)[2]
+    assert r04["markdown"].startswith(f"# FMFL-R04: {spec.title}\n")
+    for section in ("## What it measures", "## Inputs", "## Parameters", "## Remediation"):
+        assert section in r04["markdown"]
+    assert "| `require_pins` |" in r04["markdown"]
+    assert r04["text"].startswith(f"FMFL-R04: {spec.title}. Area: robustness;")
+    assert "Remediation: " + " ".join(spec.remediation.split()) in r04["text"]
+    # The scan's own remediation (a pack may change it) replaces the default pack's.
+    p01 = rules["FMFL-P01"]["help"]
+    assert "Filter synthetic data through a PII anonymiser (fmfl-audit redact)" in p01["markdown"]
+    assert " ".join(documented_rules()["FMFL-P01"].remediation.split()) not in p01["markdown"]
+
+
+def test_rule_outside_the_default_pack_has_no_link(validator: Draft4Validator) -> None:
+    report = sample_report()
+    custom = report.rules[0].model_copy(update={"id": "ACME-P01", "title": "Ensure no ids"})
+    report = report.model_copy(update={"rules": (custom, *report.rules[1:]), "findings": ()})
+    doc = json.loads(SarifRenderer().render(report))
+    rule = doc["runs"][0]["tool"]["driver"]["rules"][0]
+    assert rule["id"] == "ACME-P01"
+    assert "helpUri" not in rule  # no page exists: no link that leads nowhere
+    assert rule["help"] == {
+        "text": "Ensure no ids (area: robustness).",
+        "markdown": "Ensure no ids (area: robustness).",
+    }
+    assert not list(validator.iter_errors(doc))
+
+
+def test_docs_url_base_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def uri(**kw: Any) -> str:
+        rules = _doc(**kw)["runs"][0]["tool"]["driver"]["rules"]
+        return str(next(r["helpUri"] for r in rules if r["id"] == "FMFL-P06"))
+
+    assert (
+        uri(docs_url="https://docs.example.org/fmfl") == "https://docs.example.org/fmfl/FMFL-P06.md"
     )
+    monkeypatch.setenv("FMFL_AUDIT_DOCS_URL", "https://mirror.example.org/rules/")
+    assert uri() == "https://mirror.example.org/rules/FMFL-P06.md"
+
+
+def test_no_link_to_the_dead_domain() -> None:
+    text = SarifRenderer().render(sample_report())
+    assert "fmfl-audit.dev" not in text
 
 
 @pytest.mark.parametrize(

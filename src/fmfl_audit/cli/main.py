@@ -446,10 +446,12 @@ def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or repor
 
 def _register_extensions() -> None:
     # Commands in their own modules; they import `guarded` from here, so they register last.
-    from fmfl_audit.cli import diff, fingerprint
+    from fmfl_audit.cli import diff, fingerprint, redact, rule_docs
 
     diff.register(app)
     fingerprint.register(app)
+    redact.register(app)
+    rule_docs.register(app)
 
 
 _register_extensions()

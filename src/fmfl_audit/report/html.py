@@ -44,6 +44,7 @@ from fmfl_audit.report._svg import (
     stacked_bar_chart,
 )
 from fmfl_audit.report.interface import Renderer
+from fmfl_audit.report.rule_docs import rule_doc_url
 
 GRADE_COLOR = {
     Grade.A: "#2e7d32",
@@ -137,6 +138,15 @@ SCRIPT = """
   apply();
 })();
 """
+
+
+def _rule_ref(rule_id: str) -> str:
+    """A rule id linked to its documentation page (`report.rule_docs`), when it has one."""
+    code = f"<code>{esc(rule_id)}</code>"
+    url = rule_doc_url(rule_id)
+    if url is None:
+        return code
+    return f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer">{code}</a>'
 
 
 def _rule(report: AuditReport, rule_id: str) -> RuleResult | None:
@@ -478,7 +488,7 @@ def _finding_row(f: Finding) -> str:
         f'data-severity="{esc(f.severity.value)}" data-subject="{esc(f.subject)}" '
         f'data-status="{status}" data-fingerprint="{esc(f.fingerprint)}">'
         f'<td><span class="sev" style="background:{color}">{esc(f.severity.value)}</span></td>'
-        f'<td><code>{esc(f.rule_id)}</code><div class="meta">{esc(f.threat)}</div></td>'
+        f'<td>{_rule_ref(f.rule_id)}<div class="meta">{esc(f.threat)}</div></td>'
         f"<td>{esc(f.area.value)}</td>"
         f"<td><code>{esc(f.subject)}</code></td>"
         f'<td>{esc(f.message)}{waiver}<div class="meta">{esc(f.remediation)}</div></td>'
@@ -523,7 +533,7 @@ def _findings(report: AuditReport) -> str:
 
 def _rules(report: AuditReport) -> str:
     rows = "".join(
-        f'<tr data-outcome="{esc(r.outcome.value)}"><td><code>{esc(r.id)}</code></td>'
+        f'<tr data-outcome="{esc(r.outcome.value)}"><td>{_rule_ref(r.id)}</td>'
         f"<td>{esc(r.title)}</td><td>{esc(r.area.value)}</td><td>{esc(r.outcome.value)}</td>"
         f"<td>{r.findings}</td></tr>"
         for r in report.rules

@@ -1,10 +1,13 @@
 """SARIF 2.1.0: for GitHub code scanning and other static-analysis dashboards.
 
-Each rule of the scan is declared once under `tool.driver.rules` (with a help URI and its
-remediation); each finding becomes a result whose level, `precision` and `security-severity`
-come from its severity and confidence. GitHub requires a location on every result, so a finding
-without file-based evidence points at the manifest (line 1). Waived findings stay in the log with
-an external suppression, so a dashboard shows them as dismissed rather than losing them.
+Each rule of the scan is declared once under `tool.driver.rules`: a rule of the default pack
+carries its whole documentation page as `help.markdown` (and a plain-text version as
+`help.text`), so code scanning shows it offline, and links to that page (`helpUri`, see
+`report.rule_docs.docs_base_url`); any other rule carries its remediation and no link. Each
+finding becomes a result whose level, `precision` and `security-severity` come from its severity
+and confidence. GitHub requires a location on every result, so a finding without file-based
+evidence points at the manifest (line 1). Waived findings stay in the log with an external
+suppression, so a dashboard shows them as dismissed rather than losing them.
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ from urllib.parse import quote
 
 from fmfl_audit.models import AuditReport, Confidence, Finding, Outcome, RuleResult, Severity
 from fmfl_audit.report.interface import Renderer
+from fmfl_audit.report.rule_docs import PROJECT_URL, rule_doc_url, rule_help
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
-INFORMATION_URI = "https://fmfl-audit.dev"
-RULE_HELP_URI = "https://fmfl-audit.dev/rules/{rule_id}"
-"""Per-rule documentation page; `{rule_id}` is replaced by e.g. `FMFL-P01`."""
+INFORMATION_URI = PROJECT_URL
 FINGERPRINT_KEY = "fmflFingerprint/v1"
 """Name of our fingerprint in `partialFingerprints` (versioned, as SARIF recommends)."""
 
@@ -132,11 +134,14 @@ class SarifRenderer(Renderer):
 
     `uri_prefix` is prepended to relative artifact paths (which are relative to the manifest
     folder): set it to the manifest folder's path from the repository root (e.g. `deploy/`) when the
-    manifest does not sit at the root, so code scanning links to the right files.
+    manifest does not sit at the root, so code scanning links to the right files. `docs_url` is
+    the base URL of the rule pages (default: `$FMFL_AUDIT_DOCS_URL`, else the repository's
+    `docs/rules/`).
     """
 
-    def __init__(self, *, uri_prefix: str = "") -> None:
+    def __init__(self, *, uri_prefix: str = "", docs_url: str | None = None) -> None:
         self.uri_prefix = uri_prefix
+        self.docs_url = docs_url
 
     def render(self, report: AuditReport) -> str:
         return json.dumps(self.document(report), indent=2, ensure_ascii=False) + "\n"
@@ -168,15 +173,24 @@ class SarifRenderer(Renderer):
         remediation = str(getattr(r, "remediation", "") or "") or next(
             (f.remediation for f in report.findings if f.rule_id == r.id), ""
         )
-        uri = RULE_HELP_URI.format(rule_id=r.id)
-        help_text = " ".join(remediation.split()) or f"See {uri} for how to fix this."
-        return {
+        documented = rule_help(r.id, remediation=remediation or None)
+        if documented is not None:
+            help_text, help_md = documented
+        else:
+            help_text = " ".join(remediation.split()) or f"{r.title} (area: {r.area.value})."
+            help_md = help_text
+        rule: dict[str, Any] = {
             "id": r.id,
             "name": _rule_name(r.title),
             "shortDescription": {"text": r.title},
             "fullDescription": {"text": f"{r.title} (area: {r.area.value}; threat: {r.threat})."},
-            "help": {"text": help_text, "markdown": f"{help_text}\n\n[{r.id}]({uri})"},
-            "helpUri": uri,
+            "help": {"text": help_text, "markdown": help_md},
+        }
+        uri = rule_doc_url(r.id, base=self.docs_url)
+        if uri is not None:
+            rule["helpUri"] = uri
+        return {
+            **rule,
             "defaultConfiguration": {"level": LEVEL[r.severity]},
             "properties": {
                 "tags": ["security", r.area.value, r.threat],
