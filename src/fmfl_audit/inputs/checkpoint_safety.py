@@ -192,12 +192,19 @@ def _leaves(value: str) -> bool:
     return p.is_absolute() or ".." in p.parts or "\0" in value
 
 
-def _check_index(c: _Collector, path: Path) -> None:
+def _json(c: _Collector, path: Path, invalid: IssueKind) -> tuple[str, Any]:
+    """(display path, parsed JSON); None and an `invalid` issue when it cannot be parsed."""
     rel = display_name(c.tree.rel(path))
     try:
-        data = read_json_file(path, what=rel)
+        return rel, read_json_file(path, what=rel)
     except InputError as exc:
-        c.add(IssueKind.INDEX_INVALID, path, str(exc))
+        c.add(invalid, path, str(exc))
+        return rel, None
+
+
+def _check_index(c: _Collector, path: Path) -> None:
+    rel, data = _json(c, path, IssueKind.INDEX_INVALID)
+    if data is None:
         return
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
@@ -224,12 +231,7 @@ def _check_index(c: _Collector, path: Path) -> None:
 
 
 def _check_config(c: _Collector, path: Path) -> None:
-    rel = display_name(c.tree.rel(path))
-    try:
-        data = read_json_file(path, what=rel)
-    except InputError as exc:
-        c.add(IssueKind.CONFIG_INVALID, path, str(exc))
-        return
+    rel, data = _json(c, path, IssueKind.CONFIG_INVALID)
     if not isinstance(data, dict):
         return
     for key in _REMOTE_CODE_KEYS:

@@ -347,3 +347,19 @@ def test_a_zip_bomb_stops_at_the_byte_budget(
     key = "unscannable-pickle:bomb.zip!data.pkl"
     run.assert_exact({("model:m", key), ("model:m", "unpinned")})
     assert "scan limit reached: more than 1 MiB read" in run.one("model:m", key).message
+
+
+def test_a_fifo_is_reported_and_never_opened(
+    tmp_path: Path, make_deployment: Callable[..., Path], run_rule: RunRule
+) -> None:
+    folder = _write(tmp_path / "m", {"evil.bin": EVIL})
+    os.mkfifo(folder / "weights.bin")  # opening it for reading would block the scan forever
+    run = run_rule(make_deployment(_models("m")), "FMFL-R04")
+    run.assert_exact(
+        {
+            ("model:m", "special-file:weights.bin"),
+            ("model:m", "unsafe-pickle:evil.bin"),
+            ("model:m", "unpinned"),
+        }
+    )
+    assert run.one("model:m", "special-file:weights.bin").severity == Severity.MEDIUM

@@ -124,6 +124,8 @@ def test_a_safe_sharded_folder_still_loads(model: Path) -> None:
         save_file({k: state[k].contiguous() for k in keys}, str(model / shard))
     (model / "model.safetensors").unlink()
     weight_map = {k: shard for shard, keys in shards.items() for k in keys}
-    (model / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (model / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
     loaded, _ = load_hf_model(model, kind="causal-lm")
     assert torch.equal(loaded.state_dict()["model.norm.weight"], state["model.norm.weight"])

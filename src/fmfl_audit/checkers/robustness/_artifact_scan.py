@@ -400,6 +400,8 @@ class _Scan:
     def _zip(self, stream: IO[bytes], where: str, name: str, depth: int) -> None:
         try:
             zf = zipfile.ZipFile(stream)
+        except _LimitError:
+            raise
         except (zipfile.BadZipFile, _StreamError, OSError, ValueError, EOFError) as exc:
             self.hits.append(Hit(HitKind.UNPARSABLE, where, f"corrupt zip: {exc}"))
             self._zip_local(stream, where, depth, start=0, follow=True)

@@ -25,7 +25,7 @@ Artifacts: `foundation_model.checkpoint`, `foundation_model.reference_checkpoint
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -217,7 +217,11 @@ class _Findings:
 
 
 def _file_findings(
-    acc: _Findings, hits: list[Hit], top: str, loc_of: Any, params: ArtifactParams
+    acc: _Findings,
+    hits: list[Hit],
+    top: str,
+    loc_of: Callable[[str], str],
+    params: ArtifactParams,
 ) -> None:
     clean_pickle = False
     dirty = False
@@ -328,10 +332,11 @@ class ArtifactIntegrityChecker(Checker):
         elif art.path.is_dir():
             digest, n_files = self._folder(acc, art.path, display, limits, params)
         else:
+            what = "not a regular file or folder" if art.path.exists() else "not found"
             acc.add(
                 "unreadable",
                 Severity.HIGH,
-                f"artifact {display} cannot be checked: not found",
+                f"artifact {display} cannot be checked: {what}",
                 [Evidence(location=display)],
             )
             out.findings.extend(acc.drafts.values())
