@@ -164,7 +164,8 @@ def _check_loadable(folder: Path) -> None:
             raise InputError(f"{folder}: needs remote code ({issue.message}); refusing to load")
         if issue.kind in _REFUSED:
             raise InputError(f"{folder}: refusing to load: {issue.message}")
-    read_json_file(config, what=f"{folder}/config.json")
+    if not isinstance(read_json_file(config, what=f"{folder}/config.json"), dict):
+        raise InputError(f"{folder}/config.json: not a JSON object")
 
 
 def load_hf_model(folder: Path, *, kind: str, device: str = "cpu") -> tuple[Any, Any]:
