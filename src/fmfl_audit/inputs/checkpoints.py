@@ -3,25 +3,34 @@
 An audit tool must never execute code from the artifacts it audits, so:
 - weights are read from safetensors; a torch file is read only with `weights_only=True`;
 - transformers loads with `trust_remote_code=False`, `local_files_only=True` and
-  `use_safetensors=True`;
+  `use_safetensors=True`, and only after `checkpoint_safety.folder_issues` found nothing that
+  would make it read outside the folder, unpickle a shard or run remote code;
 - pickle-based files (.bin, .pt, .pth, .pkl, .ckpt) are never handed to `pickle.load`.
 
-Folder digest (what `checkpoint.sha256` pins for a folder): the sha256 of the text made of one
+Folder digest (what `checkpoint.sha256` pins for a folder): the sha256 of the bytes made of one
 line per regular file under the folder, sorted by POSIX relative path, each line
-`<relative path>\\0<sha256 of the file's bytes>\\n`. Symbolic links are rejected. A single file's
-digest is the sha256 of its bytes.
+`<relative path>\\0<sha256 of the file's bytes>\\n`, the path in the bytes the file system holds
+(UTF-8 for ordinary names). Symbolic links are rejected. A single file's digest is the sha256 of
+its bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fmfl_audit.errors import InputError
+from fmfl_audit.inputs.checkpoint_safety import (
+    IssueKind,
+    folder_issues,
+    parse_json_bytes,
+    read_json_file,
+    walk_checkpoint,
+)
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
 _CHUNK = 1 << 20
@@ -38,13 +47,10 @@ def file_sha256(path: Path) -> str:
 
 def iter_checkpoint_files(path: Path) -> Iterator[Path]:
     """Regular files of a checkpoint folder in digest order; InputError on a symlink."""
-    entries = []
-    for p in path.rglob("*"):
-        if p.is_symlink():
-            raise InputError(f"{p}: symbolic links are not allowed inside a checkpoint")
-        if p.is_file():
-            entries.append(p)
-    yield from sorted(entries, key=lambda p: p.relative_to(path).as_posix())
+    tree = walk_checkpoint(path)
+    if tree.symlinks:
+        raise InputError(f"{tree.symlinks[0]}: symbolic links are not allowed inside a checkpoint")
+    yield from tree.files
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -55,8 +61,8 @@ def checkpoint_digest(path: Path) -> str:
         raise InputError(f"{path}: checkpoint not found")
     h = hashlib.sha256()
     for f in iter_checkpoint_files(path):
-        rel = f.relative_to(path).as_posix()
-        h.update(f"{rel}\0{file_sha256(f)}\n".encode())
+        rel = os.fsencode(f.relative_to(path).as_posix())
+        h.update(rel + b"\0" + file_sha256(f).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -70,10 +76,7 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         (n,) = struct.unpack("<Q", head)
         if n > min(size - 8, 100 * _CHUNK):
             raise InputError(f"{path}: safetensors header length {n} exceeds the file")
-        try:
-            header = json.loads(fh.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: safetensors header is not valid JSON ({exc})") from None
+        header = parse_json_bytes(fh.read(n), what=f"{path}: safetensors header")
     if not isinstance(header, dict):
         raise InputError(f"{path}: safetensors header is not an object")
     return header
@@ -122,19 +125,47 @@ def resolve_device(device: str) -> str:
     return device
 
 
+_REFUSED = frozenset(
+    {
+        IssueKind.INDEX_ESCAPE,
+        IssueKind.INDEX_NOT_SAFETENSORS,
+        IssueKind.INDEX_MISSING,
+        IssueKind.INDEX_INVALID,
+        IssueKind.SYMLINK_OUT,
+        IssueKind.PATH_ESCAPE,
+        IssueKind.CONFIG_INVALID,
+        IssueKind.SPECIAL_FILE,
+        IssueKind.UNREADABLE,
+        IssueKind.REMOTE_CODE,
+    }
+)
+"""Folder issues that make `load_hf_model` refuse: transformers would read outside the folder,
+unpickle a shard, block on a FIFO or fail on a config. Python files alone are not refused
+(transformers never imports them without `auto_map`), but `auto_map` and friends are."""
+
+
 def _check_loadable(folder: Path) -> None:
+    """Refuse, before transformers sees it, a folder it could not load safely."""
     if not folder.is_dir():
         raise InputError(f"{folder}: expected a Hugging Face checkpoint folder")
-    if not (folder / "config.json").is_file():
+    config = folder / "config.json"
+    if config.is_symlink() or not config.is_file():
         raise InputError(f"{folder}: no config.json")
+    if (folder / "adapter_config.json").exists():
+        # transformers (with peft) would load the base model the adapter names, from anywhere.
+        raise InputError(f"{folder}: adapter folders are not loaded; merge the adapter first")
     if not list(folder.glob("*.safetensors")):
         raise InputError(
             f"{folder}: no safetensors weights; fmfl-audit does not unpickle checkpoints "
             "(convert with safetensors first)"
         )
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if config.get("auto_map"):
-        raise InputError(f"{folder}: config.json needs remote code (auto_map); refusing to load")
+    for issue in folder_issues(walk_checkpoint(folder)):
+        if issue.kind == IssueKind.REMOTE_CODE:
+            raise InputError(f"{folder}: needs remote code ({issue.message}); refusing to load")
+        if issue.kind in _REFUSED:
+            raise InputError(f"{folder}: refusing to load: {issue.message}")
+    if not isinstance(read_json_file(config, what=f"{folder}/config.json"), dict):
+        raise InputError(f"{folder}/config.json: not a JSON object")
 
 
 def load_hf_model(folder: Path, *, kind: str, device: str = "cpu") -> tuple[Any, Any]:

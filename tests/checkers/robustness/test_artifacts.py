@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from tests.conftest import minimal_manifest
 
-from fmfl_audit.checkers.robustness.artifacts import safetensors_problems, scan_pickle
+from fmfl_audit.checkers.robustness.artifacts import safetensors_problems
 from fmfl_audit.inputs.checkpoints import checkpoint_digest
+from fmfl_audit.inputs.pickles import Danger, scan_pickle
 from fmfl_audit.models import Outcome, Severity
 
 RunRule = Callable[..., Any]
@@ -85,10 +86,17 @@ def test_malicious_pickles_are_detected_and_never_executed(tmp_path: Path) -> No
     evil.write_bytes(pickle.dumps({"weights": _SystemPayload(marker)}))
     touch = tmp_path / "weights.dat"
     touch.write_bytes(pickle.dumps(_TouchPayload(marker)))
-    dangerous, _, err = scan_pickle(evil)
-    assert {name for _, name in dangerous} == {"system"} and not err
-    _, suspicious, _ = scan_pickle(touch)
-    assert ("pathlib", "Path.touch") in suspicious
+    with evil.open("rb") as fh:
+        report = scan_pickle(fh)
+    assert [(i.module, i.name) for i in report.dangerous] == [("posix", "system")]
+    assert report.error is None
+    with touch.open("rb") as fh:
+        report = scan_pickle(fh)
+    # Path.touch writes to the file system: dangerous, not merely outside the allowlist.
+    assert [(i.dotted, i.danger) for i in report.imports] == [
+        ("pathlib.Path.touch", Danger.DANGEROUS),
+        ("pathlib.PosixPath", Danger.DANGEROUS),
+    ]
     assert not marker.exists()
 
 
@@ -122,7 +130,7 @@ def test_r04_reports_every_integrity_problem(
             ("fm", "digest-mismatch"),
             ("fm", "remote-code"),
             ("fm:reference", "unpinned"),
-            ("fm:reference", "suspicious-pickle:extra.dat"),
+            ("fm:reference", "unsafe-pickle:extra.dat"),
             ("model:global", "unpinned"),
             ("model:global", "unsafe-pickle:global.bin"),
             ("client:a:update", "safetensors:update.safetensors"),
@@ -132,7 +140,7 @@ def test_r04_reports_every_integrity_problem(
     assert all(p.read_bytes() == b for p, b in before.items())
     unsafe = run.one("model:global", "unsafe-pickle:global.bin")
     assert unsafe.severity == Severity.CRITICAL and "posix.system" in unsafe.message
-    assert run.one("fm:reference", "suspicious-pickle:extra.dat").severity == Severity.HIGH
+    assert run.one("fm:reference", "unsafe-pickle:extra.dat").severity == Severity.CRITICAL
     bad = run.one("client:a:update", "safetensors:update.safetensors")
     assert "unknown dtype 'Q9'" in " ".join(e.excerpt or "" for e in bad.evidence)
     m = run.result.metrics
@@ -143,6 +151,7 @@ def test_r04_reports_every_integrity_problem(
         "files": 1,
         "pickle_files": 0,
         "safetensors_files": 1,
+        "unscanned_files": 0,
         "sha256": checkpoint_digest(tmp_path / "clients/b/update.safetensors"),
         "pinned": False,
         "digest_matches": None,

@@ -6,63 +6,52 @@ Artifacts: `foundation_model.checkpoint`, `foundation_model.reference_checkpoint
 - Digest pins: `checkpoint.sha256` against `fmfl_audit.inputs.checkpoints.checkpoint_digest`: for a
   single file the sha256 of its bytes; for a folder the sha256 of one line per regular file, sorted
   by POSIX relative path, each `<relative path>\\0<sha256 of the file>\\n` (symbolic links
-  rejected).
-  A checkpoint without a pin is a finding (client updates have no pin field: not held to one).
-- Pickle-based files (.bin .pt .pth .pkl .pickle .ckpt .joblib, and any file whose first bytes are a
-  pickle protocol header or a zip archive holding a `.pkl` member) are scanned at opcode level by
-  picklescan, which reads the imports a pickle would perform without executing it. Dangerous
-  imports (os.system, builtins.eval, subprocess ...) are critical; imports outside picklescan's
-  known-safe set are high (a weights file has no reason to import them).
+  rejected). A checkpoint without a pin is a finding (client updates have no pin field: not held to
+  one).
+- Every file is scanned by content, whatever its name (`_artifact_scan`): pickles of any protocol,
+  also inside zip (torch), tar (`.pth.tar`), gzip / bz2 / xz and numpy object arrays, are read
+  statically by `fmfl_audit.inputs.pickles` (never unpickled). Imports that run code, touch files or
+  the network, or cannot be resolved statically are critical; imports outside the weights
+  allowlist and opcode tricks no serializer emits are high; a clean pickle is low (prefer
+  safetensors).
 - Safetensors headers: offsets contiguous, starting at 0 and ending at the data size, dtypes known,
-  shape x dtype size == byte length.
-- `config.json` asking for remote code (`auto_map`, `trust_remote_code`) or Python files shipped in
-  a checkpoint folder: high, the model cannot be loaded safely.
+  shape x dtype size == byte length; parsed with depth and integer-size limits.
+- Folders (`fmfl_audit.inputs.checkpoint_safety`): index files mapping weights outside the folder
+  (critical) or to pickles (high), symbolic links, configs asking for remote code (`auto_map` in any
+  `*config*.json`), Python files anywhere in the tree.
+- A file R04 cannot parse (a crafted header, a corrupt archive, a 7z `.bin`) is itself a finding,
+  and each file is checked on its own: one hostile file never hides the findings on the others.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import struct
-import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
-from fmfl_audit.errors import InputError
-from fmfl_audit.inputs.checkpoints import (
-    PICKLE_SUFFIXES,
-    checkpoint_digest,
-    iter_checkpoint_files,
+from fmfl_audit.checkers.robustness._artifact_scan import (
+    Hit,
+    HitKind,
+    ScanLimits,
+    safetensors_header_problems,
+    scan_file,
 )
+from fmfl_audit.inputs.checkpoint_safety import (
+    CheckpointTree,
+    FolderIssue,
+    IssueKind,
+    display_name,
+    folder_issues,
+    walk_checkpoint,
+)
+from fmfl_audit.inputs.checkpoints import checkpoint_digest, file_sha256
+from fmfl_audit.inputs.pickles import PickleReport
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Severity
-
-DTYPE_BYTES = {
-    "BOOL": 1,
-    "U8": 1,
-    "I8": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-    "F8_E8M0": 1,
-    "I16": 2,
-    "U16": 2,
-    "F16": 2,
-    "BF16": 2,
-    "I32": 4,
-    "U32": 4,
-    "F32": 4,
-    "I64": 8,
-    "U64": 8,
-    "F64": 8,
-    "C64": 8,
-}
-"""Bytes per element of every safetensors dtype (F4 / F6 sub-byte types are reported as unknown)."""
-
-_PICKLE_PROTOCOLS = {2, 3, 4, 5}
 
 
 class ArtifactParams(CheckerParams):
@@ -71,6 +60,12 @@ class ArtifactParams(CheckerParams):
     require_pins: bool = Field(default=True, description="Report checkpoints without sha256.")
     report_pickle_format: bool = Field(
         default=True, description="Report clean pickle-based weights (low): prefer safetensors."
+    )
+    max_archive_depth: int = Field(
+        default=4, ge=1, le=16, description="Archives nested deeper are reported as unscannable."
+    )
+    max_scan_mib: int = Field(
+        default=4096, ge=1, description="Bytes read (decompressed) per file before giving up."
     )
 
 
@@ -106,112 +101,196 @@ def artifacts(deployment: Deployment) -> list[Artifact]:
     return out
 
 
-def sniff_pickle(path: Path) -> bool:
-    """True when the file starts like a pickle (PROTO opcode) or is a zip holding a .pkl member."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS:
-        return True
-    if head[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                return any(n.endswith(".pkl") for n in zf.namelist())
-        except (zipfile.BadZipFile, OSError):
-            return False
-    return False
-
-
-def scan_pickle(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]], bool]:
-    """(dangerous imports, suspicious imports, scan error) of a pickle file, never loading it."""
-    from picklescan.scanner import SafetyLevel, scan_bytes
-
-    with path.open("rb") as fh:
-        result = scan_bytes(fh, str(path), path.suffix.lower() or None)
-    dangerous = sorted(
-        {(g.module, g.name) for g in result.globals if g.safety == SafetyLevel.Dangerous}
-    )
-    suspicious = sorted(
-        {(g.module, g.name) for g in result.globals if g.safety == SafetyLevel.Suspicious}
-    )
-    return dangerous, suspicious, bool(result.scan_err)
-
-
 def safetensors_problems(path: Path) -> list[str]:
     """What is wrong with a safetensors file's header; empty when it is consistent."""
-    size = path.stat().st_size
     with path.open("rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            return ["file shorter than the 8-byte header length"]
-        (n,) = struct.unpack("<Q", head)
-        if n > size - 8:
-            return [f"header length {n} exceeds the file"]
-        try:
-            header = json.loads(fh.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return [f"header is not valid JSON ({exc})"]
-    if not isinstance(header, dict):
-        return ["header is not a JSON object"]
-    data_len = size - 8 - n
-    problems: list[str] = []
-    spans: list[tuple[int, int, str]] = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(info, dict):
-            problems.append(f"{name}: entry is not an object")
-            continue
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPE_BYTES:
-            problems.append(f"{name}: unknown dtype {dtype!r}")
-            continue
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            problems.append(f"{name}: invalid shape {shape!r}")
-            continue
-        if not (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(isinstance(o, int) for o in offsets)
-            and 0 <= offsets[0] <= offsets[1]
-        ):
-            problems.append(f"{name}: invalid data_offsets {offsets!r}")
-            continue
-        expected = math.prod(shape) * DTYPE_BYTES[dtype]
-        if offsets[1] - offsets[0] != expected:
-            problems.append(
-                f"{name}: {offsets[1] - offsets[0]} bytes for shape {shape} {dtype} "
-                f"(expected {expected})"
+        return safetensors_header_problems(fh, path.stat().st_size)
+
+
+_INDEX_SEVERITY = {
+    IssueKind.INDEX_ESCAPE: Severity.CRITICAL,
+    IssueKind.INDEX_NOT_SAFETENSORS: Severity.HIGH,
+    IssueKind.INDEX_INVALID: Severity.HIGH,
+    IssueKind.INDEX_MISSING: Severity.MEDIUM,
+}
+_ISSUE_FINDING = {
+    # kind: (key prefix, severity)
+    IssueKind.SYMLINK_OUT: ("symlink", Severity.CRITICAL),
+    IssueKind.SYMLINK: ("symlink", Severity.HIGH),
+    IssueKind.PATH_ESCAPE: ("path-escape", Severity.HIGH),
+    IssueKind.CONFIG_INVALID: ("unparsable", Severity.HIGH),
+    IssueKind.UNREADABLE: ("unreadable", Severity.HIGH),
+    IssueKind.SPECIAL_FILE: ("special-file", Severity.MEDIUM),
+    IssueKind.FILE_NAME: ("file-name", Severity.MEDIUM),
+}
+
+
+def _names(report: PickleReport, dangerous: bool) -> str:
+    imports = report.dangerous if dangerous else report.unknown
+    names = [i.dotted for i in imports]
+    return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+
+
+@dataclass
+class _Findings:
+    """Findings of one artifact, one per key (the first wins), plus the figures for metrics."""
+
+    subject: str
+    drafts: dict[str, FindingDraft] = field(default_factory=dict)
+    pickle_files: set[str] = field(default_factory=set)
+    unscanned_files: set[str] = field(default_factory=set)
+    safetensors_files: int = 0
+    dangerous_imports: int = 0
+
+    def add(
+        self,
+        key: str,
+        severity: Severity,
+        message: str,
+        evidence: Iterable[Evidence],
+        confidence: Confidence = Confidence.HIGH,
+    ) -> None:
+        self.drafts.setdefault(
+            key,
+            FindingDraft(
+                subject=self.subject,
+                key=key,
+                severity=severity,
+                confidence=confidence,
+                message=message,
+                evidence=tuple(evidence),
+            ),
+        )
+
+    def pickle(self, hit: Hit, loc: str, top: str) -> bool:
+        """Findings for one pickle stream; True when it is clean."""
+        report = hit.pickle
+        assert report is not None
+        self.pickle_files.add(top)
+        self.dangerous_imports += len(report.dangerous)
+        extra = [Evidence(location=loc, excerpt=a) for a in report.anomalies[:2]]
+        if report.error:
+            extra.append(Evidence(location=loc, excerpt=f"parse stopped: {report.error}"))
+        what = f"pickle {loc}" + (f" ({hit.detail})" if hit.detail else "")
+        if report.dangerous:
+            names = _names(report, dangerous=True)
+            self.add(
+                f"unsafe-pickle:{hit.where}",
+                Severity.CRITICAL,
+                f"{what} imports callables that run code or cannot be resolved ({names}): "
+                "loading it would execute them",
+                [Evidence(location=loc, excerpt=f"imports: {names}"), *extra],
             )
-        spans.append((offsets[0], offsets[1], name))
-    pos = 0
-    for b, e, name in sorted(spans):
-        if b != pos:
-            kind = "overlaps the previous tensor" if b < pos else f"leaves a gap of {b - pos} bytes"
-            problems.append(f"{name}: data {kind}")
-        pos = max(pos, e)
-    if pos != data_len:
-        problems.append(f"tensor data ends at byte {pos} but the data section has {data_len}")
-    return problems
+        elif report.unknown or report.anomalies:
+            names = _names(report, dangerous=False) or "; ".join(report.anomalies[:2])
+            self.add(
+                f"suspicious-pickle:{hit.where}",
+                Severity.HIGH,
+                f"{what} imports callables outside the weights allowlist or uses opcode "
+                f"constructs no serializer emits ({names})",
+                [Evidence(location=loc, excerpt=f"imports: {names}"), *extra],
+                Confidence.MEDIUM,
+            )
+        elif report.error:
+            self.add(
+                f"unscannable-pickle:{hit.where}",
+                Severity.HIGH,
+                f"{what} could not be read to the end ({report.error}); treat it as unsafe",
+                extra,
+                Confidence.MEDIUM,
+            )
+        else:
+            return True
+        return False
+
+    def unreadable(self, hit: Hit, loc: str, top: str) -> None:
+        self.unscanned_files.add(top)
+        parse = hit.kind == HitKind.UNPARSABLE
+        self.add(
+            f"{'unparsable' if parse else 'unscannable'}:{hit.where}",
+            Severity.HIGH,
+            (f"cannot parse {loc}" if parse else f"cannot scan {loc}")
+            + f": {hit.detail}; R04 cannot tell what loading it would do",
+            [Evidence(location=loc, excerpt=hit.detail[:300])],
+            Confidence.MEDIUM,
+        )
 
 
-def remote_code_needs(folder: Path) -> list[str]:
-    """Why a checkpoint folder would need remote code to load; empty when it would not."""
-    needs = []
-    config = folder / "config.json"
-    if config.is_file():
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            data = {}
-        if isinstance(data, dict):
-            if data.get("auto_map"):
-                needs.append("config.json has auto_map")
-            if data.get("trust_remote_code"):
-                needs.append("config.json sets trust_remote_code")
-    py = sorted(p.name for p in folder.glob("*.py"))
-    if py:
-        needs.append(f"Python files in the checkpoint: {', '.join(py[:5])}")
-    return needs
+def _file_findings(
+    acc: _Findings,
+    hits: list[Hit],
+    top: str,
+    loc_of: Callable[[str], str],
+    params: ArtifactParams,
+) -> None:
+    clean_pickle = False
+    dirty = False
+    for hit in hits:
+        loc = loc_of(hit.where)
+        if hit.kind == HitKind.PICKLE:
+            ok = acc.pickle(hit, loc, top)
+            clean_pickle |= ok
+            dirty |= not ok
+        elif hit.kind == HitKind.SAFETENSORS:
+            acc.safetensors_files += 1
+            if hit.problems:
+                p = hit.problems
+                acc.add(
+                    f"safetensors:{hit.where}",
+                    Severity.HIGH,
+                    f"malformed safetensors header in {loc}: {p[0]}"
+                    + (f" (+{len(p) - 1} more)" if len(p) > 1 else ""),
+                    [Evidence(location=loc, excerpt=x) for x in p[:3]],
+                )
+        else:
+            acc.unreadable(hit, loc, top)
+    if clean_pickle and not dirty and params.report_pickle_format:
+        acc.add(
+            f"pickle-format:{top}",
+            Severity.LOW,
+            f"{loc_of(top)} is a pickle-based weights file; convert it to safetensors",
+            [Evidence(location=loc_of(top))],
+        )
+
+
+def _issue_findings(acc: _Findings, issues: list[FolderIssue], display: str) -> None:
+    remote = [i for i in issues if i.kind in (IssueKind.REMOTE_CODE, IssueKind.PYTHON_FILE)]
+    if remote:
+        acc.add(
+            "remote-code",
+            Severity.HIGH,
+            f"checkpoint {display} needs or ships code to load "
+            f"({'; '.join(i.message for i in remote[:5])})",
+            [Evidence(location=f"{display}/{i.where}", excerpt=i.message) for i in remote[:5]],
+        )
+    by_index: dict[str, list[FolderIssue]] = {}
+    for issue in issues:
+        if issue.kind in _INDEX_SEVERITY:
+            by_index.setdefault(issue.where, []).append(issue)
+        elif issue.kind in _ISSUE_FINDING:
+            prefix, severity = _ISSUE_FINDING[issue.kind]
+            loc = f"{display}/{issue.where}"
+            acc.add(f"{prefix}:{issue.where}", severity, issue.message, [Evidence(location=loc)])
+    for where, found in by_index.items():
+        worst = max(found, key=lambda i: _INDEX_SEVERITY[i.kind].rank)
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        acc.add(
+            f"index:{where}",
+            _INDEX_SEVERITY[worst.kind],
+            f"{worst.message}{more}: a loader following this index reads files the audit did "
+            "not cover",
+            [Evidence(location=f"{display}/{where}", excerpt=i.message) for i in found[:3]],
+        )
+
+
+def _folder_digest(tree: CheckpointTree) -> str | None:
+    """The documented digest, or None when the folder holds links or special files."""
+    if tree.symlinks or tree.special or tree.unreadable:
+        return None
+    try:
+        return checkpoint_digest(tree.root)
+    except OSError:
+        return None
 
 
 class ArtifactIntegrityChecker(Checker):
@@ -229,7 +308,12 @@ class ArtifactIntegrityChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, ArtifactParams)
-        out = CheckOutput(notes=["pickle files scanned at opcode level with picklescan"])
+        out = CheckOutput(
+            notes=[
+                "pickles read statically by a symbolic unpickler over pickletools opcodes "
+                "(allowlist of weights callables); zip, tar, gzip/bz2/xz and npy opened"
+            ]
+        )
         items = artifacts(ctx.deployment)
         ctx.progress.set_total(len(items))
         for art in items:
@@ -240,140 +324,88 @@ class ArtifactIntegrityChecker(Checker):
     def _check(
         self, ctx: CheckContext, params: ArtifactParams, art: Artifact, out: CheckOutput
     ) -> None:
-        display = ctx.display(art.path)
-        try:
-            files = [art.path] if art.path.is_file() else list(iter_checkpoint_files(art.path))
-            digest = checkpoint_digest(art.path)
-        except InputError as exc:
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key="unreadable",
-                    severity=Severity.HIGH,
-                    message=f"artifact {display} cannot be checked: {exc}",
-                    evidence=(Evidence(location=display),),
-                )
+        display = display_name(ctx.display(art.path))
+        acc = _Findings(art.subject)
+        limits = ScanLimits(max_depth=params.max_archive_depth, max_bytes=params.max_scan_mib << 20)
+        if art.path.is_file():
+            digest, n_files = self._single(acc, art.path, display, limits, params)
+        elif art.path.is_dir():
+            digest, n_files = self._folder(acc, art.path, display, limits, params)
+        else:
+            what = "not a regular file or folder" if art.path.exists() else "not found"
+            acc.add(
+                "unreadable",
+                Severity.HIGH,
+                f"artifact {display} cannot be checked: {what}",
+                [Evidence(location=display)],
             )
+            out.findings.extend(acc.drafts.values())
             return
-        n_pickle = n_st = 0
-        dangerous_total = 0
-        for f in files:
-            rel = f.name if f == art.path else f.relative_to(art.path).as_posix()
-            loc = display if f == art.path else f"{display}/{rel}"
-            if f.suffix.lower() == ".safetensors":
-                n_st += 1
-                problems = safetensors_problems(f)
-                if problems:
-                    out.findings.append(
-                        FindingDraft(
-                            subject=art.subject,
-                            key=f"safetensors:{rel}",
-                            severity=Severity.HIGH,
-                            message=f"malformed safetensors header in {loc}: {problems[0]}"
-                            + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
-                            evidence=tuple(Evidence(location=loc, excerpt=p) for p in problems[:3]),
-                        )
-                    )
-            elif f.suffix.lower() in PICKLE_SUFFIXES or sniff_pickle(f):
-                n_pickle += 1
-                dangerous_total += self._pickle(art, f, rel, loc, params, out)
-        if art.path.is_dir():
-            needs = remote_code_needs(art.path)
-            if needs:
-                out.findings.append(
-                    FindingDraft(
-                        subject=art.subject,
-                        key="remote-code",
-                        severity=Severity.HIGH,
-                        message=f"checkpoint {display} needs remote code to load "
-                        f"({'; '.join(needs)})",
-                        evidence=(Evidence(location=f"{display}/config.json"),),
-                    )
-                )
-        matches = None if art.sha256 is None else art.sha256 == digest
+        self._pin(acc, art, display, digest, params)
+        out.findings.extend(acc.drafts.values())
         out.metrics[art.subject] = {
             "path": display,
-            "files": len(files),
-            "pickle_files": n_pickle,
-            "safetensors_files": n_st,
+            "files": n_files,
+            "pickle_files": len(acc.pickle_files),
+            "safetensors_files": acc.safetensors_files,
+            "unscanned_files": len(acc.unscanned_files),
             "sha256": digest,
             "pinned": art.sha256 is not None,
-            "digest_matches": matches,
-            "dangerous_imports": dangerous_total,
+            "digest_matches": None if art.sha256 is None else art.sha256 == digest,
+            "dangerous_imports": acc.dangerous_imports,
         }
-        if matches is False:
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key="digest-mismatch",
-                    severity=Severity.HIGH,
-                    message=(
-                        f"checkpoint {display} does not match its pinned digest (pinned "
-                        f"{(art.sha256 or '')[:12]}…, found {digest[:12]}…)"
-                    ),
-                    evidence=(Evidence(location=display),),
-                )
+
+    def _single(
+        self, acc: _Findings, path: Path, display: str, limits: ScanLimits, params: ArtifactParams
+    ) -> tuple[str | None, int]:
+        name = display_name(path.name)
+
+        def loc_of(where: str) -> str:
+            return display + where[len(name) :]
+
+        _file_findings(acc, scan_file(path, name, limits), name, loc_of, params)
+        try:
+            return file_sha256(path), 1
+        except OSError:
+            return None, 1
+
+    def _folder(
+        self, acc: _Findings, root: Path, display: str, limits: ScanLimits, params: ArtifactParams
+    ) -> tuple[str | None, int]:
+        tree = walk_checkpoint(root)
+
+        def loc_of(where: str) -> str:
+            return f"{display}/{where}"
+
+        for f in tree.files:
+            rel = display_name(tree.rel(f))
+            _file_findings(acc, scan_file(f, rel, limits), rel, loc_of, params)
+        _issue_findings(acc, folder_issues(tree), display)
+        return _folder_digest(tree), len(tree.files)
+
+    def _pin(
+        self,
+        acc: _Findings,
+        art: Artifact,
+        display: str,
+        digest: str | None,
+        params: ArtifactParams,
+    ) -> None:
+        if art.sha256 is not None and art.sha256 != digest:
+            found = (
+                f"found {digest[:12]}…" if digest else "the folder has links or unreadable files"
+            )
+            acc.add(
+                "digest-mismatch",
+                Severity.HIGH,
+                f"checkpoint {display} does not match its pinned digest (pinned "
+                f"{art.sha256[:12]}…, {found})",
+                [Evidence(location=display)],
             )
         elif art.sha256 is None and art.pinnable and params.require_pins:
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key="unpinned",
-                    severity=Severity.MEDIUM,
-                    message=f"checkpoint {display} has no sha256 pin; a swapped artifact would go "
-                    "unseen",
-                    evidence=(Evidence(location=display, excerpt=f"sha256: {digest}"),),
-                )
+            acc.add(
+                "unpinned",
+                Severity.MEDIUM,
+                f"checkpoint {display} has no sha256 pin; a swapped artifact would go unseen",
+                [Evidence(location=display, excerpt=f"sha256: {digest}")],
             )
-
-    def _pickle(
-        self, art: Artifact, f: Path, rel: str, loc: str, params: ArtifactParams, out: CheckOutput
-    ) -> int:
-        dangerous, suspicious, err = scan_pickle(f)
-        if dangerous:
-            names = ", ".join(f"{m}.{n}" for m, n in dangerous[:5])
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key=f"unsafe-pickle:{rel}",
-                    severity=Severity.CRITICAL,
-                    message=f"pickle file {loc} imports dangerous callables ({names}): loading it "
-                    "would execute code",
-                    evidence=(Evidence(location=loc, excerpt=f"imports: {names}"),),
-                )
-            )
-        elif err:
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key=f"unscannable-pickle:{rel}",
-                    severity=Severity.HIGH,
-                    confidence=Confidence.MEDIUM,
-                    message=f"pickle file {loc} could not be fully scanned; treat it as unsafe",
-                    evidence=(Evidence(location=loc),),
-                )
-            )
-        elif suspicious:
-            names = ", ".join(f"{m}.{n}" for m, n in suspicious[:5])
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key=f"suspicious-pickle:{rel}",
-                    severity=Severity.HIGH,
-                    confidence=Confidence.MEDIUM,
-                    message=f"pickle file {loc} imports callables outside the known-safe set "
-                    f"({names})",
-                    evidence=(Evidence(location=loc, excerpt=f"imports: {names}"),),
-                )
-            )
-        elif params.report_pickle_format:
-            out.findings.append(
-                FindingDraft(
-                    subject=art.subject,
-                    key=f"pickle-format:{rel}",
-                    severity=Severity.LOW,
-                    message=f"{loc} is a pickle-based weights file; convert it to safetensors",
-                    evidence=(Evidence(location=loc),),
-                )
-            )
-        return len(dangerous)
