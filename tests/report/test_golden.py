@@ -70,3 +70,13 @@ def test_every_format_lists_waivers_and_flags_expired(fmt: OutputFormat) -> None
     assert "pilot school hosts the GPU cluster" in text  # the waiver in force
     assert "DP budget review pending" in text  # the expired one
     assert "expired" in text.lower()
+
+
+def test_terminal_wrapped_lines_keep_their_indent() -> None:
+    # Issue 16.17: a long finding message wraps under itself, not at column 0.
+    text = renderer_for(OutputFormat.TERMINAL, color=False).render(sample_report())
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "FMFL-P06 client:school-c:" in ln)
+    assert lines[start].startswith("  FMFL-P06") and len(lines[start]) <= 110
+    assert lines[start + 1] == "  prompts"
+    assert lines[start] == lines[start].rstrip()  # no padding to the full width
