@@ -396,10 +396,12 @@ def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or repor
 
 def _register_extensions() -> None:
     # Commands in their own modules; they import `guarded` from here, so they register last.
-    from fmfl_audit.cli import diff, fingerprint
+    from fmfl_audit.cli import diff, fingerprint, importers, init
 
     diff.register(app)
     fingerprint.register(app)
+    init.register(app)
+    importers.register(app)
 
 
 _register_extensions()
