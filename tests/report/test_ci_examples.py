@@ -15,6 +15,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.diff import register
+from fmfl_audit.report.formats import OutputFormat
 
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / "examples" / "ci" / "github-actions.yml"
@@ -106,7 +107,9 @@ def _hook_lines() -> list[str]:
 
 
 def _outputs(params: dict[str, Any]) -> dict[str, str]:
-    return {f.value: str(o) for f, o in zip(params["fmt"], params["output"], strict=True)}
+    # typer < 0.21 (pinned by Flower) leaves choices as strings until the callback runs.
+    formats = [OutputFormat(f).value for f in params["fmt"]]
+    return {f: str(o) for f, o in zip(formats, params["output"], strict=True)}
 
 
 ALL_LINES = [

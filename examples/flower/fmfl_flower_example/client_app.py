@@ -2,7 +2,7 @@
 
 `fmfl_audit_mod` reports the client's stable id (`client-<partition-id>`) to the recorder. The FM
 here is a stand-in (`ask_fm` returns a templated sentence) so the example runs offline; replace it
-with your FM client and keep the two `fm_log` calls around it.
+with your FM client and keep the two `FMInteractionLog` calls around it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ def ask_fm(prompt: str, label: int) -> str:
     return f"A {mood} afternoon at {topic}, where everyone took a short walk."
 
 
+def log_fm_calls(out_dir: str, client_id: str, rnd: int) -> None:
+    """Ask the FM for a few labelled sentences and log prompts and answers for the audit."""
+    fm = FMInteractionLog.for_client(out_dir, client_id)
+    for i, topic in enumerate(TOPICS):
+        label = i % 2
+        prompt = f"Write one sentence about {topic}."
+        prompt_id = fm.prompt(prompt, round=rnd)
+        fm.output(ask_fm(prompt, label), label=label, prompt_id=prompt_id)
+
+
 def make_client_app(
     *,
     out_dir: str = "audit-run",
@@ -43,20 +53,12 @@ def make_client_app(
         cfg = context.run_config
         pid = int(context.node_config["partition-id"])
         rnd = int(msg.content["config"]["server-round"])
-        drops = str(cfg.get("dropout-rounds", ",".join(map(str, dropout_rounds))))
-        if pid == int(cfg.get("dropout-partition", dropout_partition)) and str(rnd) in drops.split(
-            ","
-        ):
+        drops = str(cfg.get("dropout-rounds", ",".join(map(str, dropout_rounds)))).split(",")
+        if pid == int(cfg.get("dropout-partition", dropout_partition)) and str(rnd) in drops:
             raise ConnectionError(f"client-{pid} lost its connection in round {rnd}")
-        x, y = load_partition(pid, int(cfg.get("abundant-partition", abundant_partition)))
         if rnd == 1:
-            fm = FMInteractionLog.for_client(str(cfg.get("out-dir", out_dir)), f"client-{pid}")
-            for i, topic in enumerate(TOPICS):
-                label = i % 2
-                pid_ = fm.prompt(f"Write one sentence about {topic}.", round=rnd)
-                fm.output(
-                    ask_fm(f"Write one sentence about {topic}.", label), label=label, prompt_id=pid_
-                )
+            log_fm_calls(str(cfg.get("out-dir", out_dir)), f"client-{pid}", rnd)
+        x, y = load_partition(pid, int(cfg.get("abundant-partition", abundant_partition)))
         net = make_model()
         net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         loss = train(net, x, y, epochs=int(cfg.get("local-epochs", 2)), lr=0.1)

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from fmfl_audit.errors import InputError
+from fmfl_audit.integrations.scaffold import (
+    ManifestDraft,
+    ManifestExistsError,
+    ParticipationRow,
+    write_manifest,
+    write_participation_log,
+)
 
 
 @dataclass
@@ -45,6 +52,32 @@ def importer(framework: Framework) -> Callable[..., ImportResult]:
 
         return ofl_import
     raise AssertionError(framework)  # pragma: no cover - the enum is exhaustive
+
+
+def write_import(
+    out_dir: Path,
+    rows: list[ParticipationRow],
+    draft: ManifestDraft,
+    cannot: list[str],
+    *,
+    force: bool,
+) -> ImportResult:
+    """Write the participation log and the manifest into `out_dir` (checked for an existing
+    manifest first, so a refused import writes nothing)."""
+    manifest = out_dir / "manifest.yaml"
+    if manifest.exists() and not force:
+        raise ManifestExistsError(f"{manifest} exists; use --force to overwrite it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "participation.csv"
+    write_participation_log(log_path, rows)
+    draft.participation_log = log_path.name
+    write_manifest(draft, manifest, force=True)
+    return ImportResult(
+        manifest=manifest,
+        written=[log_path, manifest],
+        unrecoverable=list(cannot),
+        unfilled=draft.unfilled(),
+    )
 
 
 def read_json(path: Path) -> Any:

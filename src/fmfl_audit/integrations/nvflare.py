@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fmfl_audit.errors import InputError
-from fmfl_audit.integrations.importers import ImportResult, find_unique, read_json
+from fmfl_audit.integrations.importers import ImportResult, find_unique, read_json, write_import
 from fmfl_audit.integrations.scaffold import (
     ClientDraft,
     FMDraft,
@@ -27,8 +27,6 @@ from fmfl_audit.integrations.scaffold import (
     ParticipationRow,
     relative,
     safe_client_id,
-    write_manifest,
-    write_participation_log,
 )
 
 ROUND_METRICS = "metrics/round_metrics.jsonl"
@@ -71,11 +69,6 @@ def import_run(run_dir: Path, out_dir: Path, *, force: bool = False) -> ImportRe
     wf_args = workflow.get("args", {}) if isinstance(workflow, dict) else {}
     rows = list(_rows(records))
     sites = sorted({r.client_id for r in rows} | set(_job_sites(meta)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "participation.csv"
-    write_participation_log(log_path, rows)
-    result = ImportResult(manifest=out_dir / "manifest.yaml", written=[log_path])
-    result.unrecoverable = list(CANNOT)
     filters = _privacy_filters(job_dir, sites)
     wf_name = str(workflow.get("path", "")).rsplit(".", 1)[-1] if workflow else ""
     draft = ManifestDraft(
@@ -86,17 +79,13 @@ def import_run(run_dir: Path, out_dir: Path, *, force: bool = False) -> ImportRe
         aggregator_note=f"NVFlare workflow {wf_name or 'unknown'}",
         rounds=_int(wf_args.get("num_rounds")) or (len(records) or None),
         privacy_notes=filters,
-        participation_log=log_path.name,
         participation_notes=[
             f"From {relative(metrics, out_dir)}: weight = the site's share of the round's "
             "NVFlare weight (nvflare_weight, weight_key)."
         ],
         clients=[ClientDraft(id=s) for s in sites],
     )
-    write_manifest(draft, result.manifest, force=force)
-    result.written.append(result.manifest)
-    result.unfilled = draft.unfilled()
-    return result
+    return write_import(out_dir, rows, draft, CANNOT, force=force)
 
 
 def _read_rounds(path: Path) -> list[dict[str, Any]]:

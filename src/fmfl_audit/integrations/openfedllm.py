@@ -21,15 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from fmfl_audit.errors import InputError
-from fmfl_audit.integrations.importers import ImportResult, find_unique, read_json
+from fmfl_audit.integrations.importers import ImportResult, find_unique, read_json, write_import
 from fmfl_audit.integrations.scaffold import (
     ClientDraft,
     FMDraft,
     ManifestDraft,
     ParticipationRow,
     relative,
-    write_manifest,
-    write_participation_log,
 )
 
 SAMPLE_WEIGHTED = {"fedavg", "fedprox", "scaffold", "fedavgm"}
@@ -72,17 +70,9 @@ def import_run(run_dir: Path, out_dir: Path, *, force: bool = False) -> ImportRe
     )
     alg = str(fed.get("fed_alg", "fedavg"))
     rows = list(_rows(loss, sizes, per_round, alg))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "participation.csv"
-    write_participation_log(log_path, rows)
-    result = ImportResult(manifest=out_dir / "manifest.yaml", written=[log_path])
-    result.unrecoverable = list(CANNOT)
     notes = _sampler_check(loss, fed)
     draft = _draft(folder, out_dir, script, fed, alg, rounds, clients, notes)
-    write_manifest(draft, result.manifest, force=force)
-    result.written.append(result.manifest)
-    result.unfilled = draft.unfilled()
-    return result
+    return write_import(out_dir, rows, draft, CANNOT, force=force)
 
 
 def _section(args: Any, key: str, path: Path) -> dict[str, Any]:
@@ -194,7 +184,6 @@ def _draft(
         aggregator=agg,
         aggregator_note=agg_note or f"OpenFedLLM fed_alg {alg}",
         rounds=rounds,
-        participation_log="participation.csv",
         participation_notes=[
             *notes,
             f"{rounds} round(s) in training_loss.npy; num_samples = records trained per round; "
