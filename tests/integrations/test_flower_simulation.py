@@ -83,6 +83,7 @@ def flower_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SpyFedAv
     mp = pytest.MonkeyPatch()
     mp.setenv("FLWR_TELEMETRY_ENABLED", "0")  # no usage events to Flower's servers
     mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    mp.setenv("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's future default; silences a warning
     mp.syspath_prepend(str(EXAMPLE))
     from flwr.simulation import run_simulation
     from fmfl_flower_example.client_app import make_client_app

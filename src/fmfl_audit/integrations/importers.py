@@ -12,16 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmfl_audit.errors import InputError
-from fmfl_audit.integrations.scaffold import (
-    ManifestDraft,
-    ManifestExistsError,
-    ParticipationRow,
-    write_manifest,
-    write_participation_log,
-)
+
+if TYPE_CHECKING:  # the CLI imports this module for `--help`; keep YAML and the writers out
+    from fmfl_audit.integrations.scaffold import ManifestDraft, ParticipationRow
 
 
 @dataclass
@@ -64,6 +60,12 @@ def write_import(
 ) -> ImportResult:
     """Write the participation log and the manifest into `out_dir` (checked for an existing
     manifest first, so a refused import writes nothing)."""
+    from fmfl_audit.integrations.scaffold import (
+        ManifestExistsError,
+        write_manifest,
+        write_participation_log,
+    )
+
     manifest = out_dir / "manifest.yaml"
     if manifest.exists() and not force:
         raise ManifestExistsError(f"{manifest} exists; use --force to overwrite it")

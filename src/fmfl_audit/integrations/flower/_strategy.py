@@ -86,6 +86,9 @@ class RoundRecord:
 class AuditedStrategy(Strategy):
     """Wrap a Flower strategy; record the run under `out_dir` and write `manifest.yaml` there.
 
+    Wrap outermost (a DP wrapper goes inside), so the recorder sees the replies as clients sent
+    them and can read the DP settings along the chain of wrapped strategies.
+
     `client_ids` maps node ids (int) or client-reported ids (str, from `fmfl_audit_mod`) to the
     ids the manifest uses. `clients` gives tier and FM access per (final) client id. Updates are
     saved unless `save_updates` is false; one over `max_update_bytes` is skipped and logged;
