@@ -300,3 +300,29 @@ def test_refuses_to_record_over_a_previous_run(tmp_path: Path) -> None:
         AuditedStrategy(FedAvg(), tmp_path)
     with pytest.raises(ValueError, match="tier"):
         ClientInfo(tier="rich")  # type: ignore[arg-type]
+
+
+class FailingGrid(Grid):
+    """Answers round 1's train messages, then loses the connection (evaluation is off)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_and_receive(self, messages: Any, timeout: float = 0) -> list[Message]:
+        messages = list(messages)
+        if not messages:
+            return []
+        self.calls += 1
+        if self.calls > 1:
+            raise ConnectionError("SuperLink went away")
+        return [reply(m, arrays(1.0), 10, NODES.index(m.metadata.dst_node_id)) for m in messages]
+
+
+def test_a_failed_run_still_leaves_its_trail(tmp_path: Path) -> None:
+    s = AuditedStrategy(FedAvg(fraction_evaluate=0.0, min_available_nodes=4), tmp_path / "f")
+    with pytest.raises(ConnectionError, match="went away"):
+        s.start(grid=FailingGrid(), initial_arrays=arrays(0.0), num_rounds=3)  # type: ignore[arg-type]
+    dep = load_manifest(tmp_path / "f" / "manifest.yaml").manifest
+    assert dep.federation is not None and dep.federation.rounds == 1
+    assert "The run stopped after round 1 of 3." in (tmp_path / "f" / "manifest.yaml").read_text()
+    assert {r["round"] for r in rows(tmp_path / "f")} == {"1"}

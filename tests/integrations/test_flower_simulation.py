@@ -23,6 +23,7 @@ pytest.importorskip("ray", reason="Flower's simulation engine needs ray (pip ins
 from flwr.app import ConfigRecord, Context, Message
 from flwr.serverapp.strategy import FedAvg
 from safetensors.numpy import load_file
+from tests.conftest import ray_exclusive
 
 from fmfl_audit.cli.main import app
 from fmfl_audit.integrations.flower import fmfl_audit_mod
@@ -91,23 +92,27 @@ def flower_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SpyFedAv
 
     out = tmp_path_factory.mktemp("flower") / "audit-run"
     spy = SpyFedAvg()
+    # `ray stop --force` in the Ray executor test would kill this run's Ray: never overlap.
     try:
-        run_simulation(
-            server_app=make_server_app(out_dir=str(out), num_rounds=ROUNDS, inner=spy),
-            client_app=make_client_app(out_dir=str(out), mods=(fmfl_audit_mod, partition_spy_mod)),
-            num_supernodes=CLIENTS,
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {
-                    # A new instance for this test, never another process's running cluster.
-                    "address": "local",
-                    "num_cpus": 2,
-                    "_node_ip_address": "127.0.0.1",
-                    "include_dashboard": False,
-                    "log_to_driver": False,
+        with ray_exclusive():
+            run_simulation(
+                server_app=make_server_app(out_dir=str(out), num_rounds=ROUNDS, inner=spy),
+                client_app=make_client_app(
+                    out_dir=str(out), mods=(fmfl_audit_mod, partition_spy_mod)
+                ),
+                num_supernodes=CLIENTS,
+                backend_config={
+                    "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                    "init_args": {
+                        # A new instance for this test, never another process's cluster.
+                        "address": "local",
+                        "num_cpus": 2,
+                        "_node_ip_address": "127.0.0.1",
+                        "include_dashboard": False,
+                        "log_to_driver": False,
+                    },
                 },
-            },
-        )
+            )
     finally:
         mp.undo()
     return out, spy

@@ -81,6 +81,7 @@ class RoundRecord:
     replies: dict[int, ReplyRecord] = field(default_factory=dict)
     weight_basis: str = ""
     aggregated: bool = False
+    completed: bool = False  # its replies reached the strategy (False: the run ended before)
 
 
 class AuditedStrategy(Strategy):
@@ -164,6 +165,7 @@ class AuditedStrategy(Strategy):
         replies = list(replies)
         record = self.rounds.setdefault(server_round, RoundRecord(server_round, sampled=[]))
         self._record_replies(record, replies)
+        record.completed = True
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         record.aggregated = arrays is not None
         if arrays is None:

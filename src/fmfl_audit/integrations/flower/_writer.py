@@ -86,6 +86,7 @@ def _round_dicts(rec: AuditedStrategy) -> Any:
             replies.append(entry)
         yield {
             "round": rnd,
+            "completed": record.completed,
             "sampled": len(record.sampled),
             "received": sum(1 for r in record.replies.values() if r.status != "no-reply"),
             "failed": sum(1 for r in record.replies.values() if r.status == "failed"),
@@ -257,6 +258,9 @@ def _draft(
     ]
     if not with_weight:
         participation_notes.append("Weights unknown for some round: FMFL-F06 uses num_samples.")
+    held = _held(rec)
+    if rec.num_rounds and held < rec.num_rounds:
+        participation_notes.append(f"The run stopped after round {held} of {rec.num_rounds}.")
     return ManifestDraft(
         name=rec.deployment_name,
         task=rec.task,
@@ -264,7 +268,8 @@ def _draft(
         fm=fm_draft,
         aggregator=summary["aggregator"],
         aggregator_note=summary["aggregator_note"],
-        rounds=rec.num_rounds or (max(rec.rounds) if rec.rounds else None),
+        # Rounds actually held: after a failed run, the rounds never held are not absences.
+        rounds=_held(rec) or rec.num_rounds,
         differential_privacy=dp,
         privacy_notes=privacy_notes,
         secure_aggregation=secagg,
@@ -276,6 +281,11 @@ def _draft(
             f"run summary: {RUN}."
         ],
     )
+
+
+def _held(rec: AuditedStrategy) -> int:
+    """The last round whose replies reached the strategy (0 if none)."""
+    return max((r for r, record in rec.rounds.items() if record.completed), default=0)
 
 
 def _basis(rec: AuditedStrategy) -> str:
