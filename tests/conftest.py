@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -9,7 +10,7 @@ import os
 # pytest-xdist runs two workers on two cores: one torch thread each, or they oversubscribe the
 # cores (model tests ran several times slower). Set before anything imports torch.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,26 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FMFL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@contextlib.contextmanager
+def ray_exclusive() -> Iterator[None]:
+    """Hold a machine-wide lock while a test runs Ray: `ray stop --force` (the `ray start`
+    cluster test) kills every Ray process of the user, so two Ray tests on two xdist workers, or
+    two checkouts' suites, must not overlap."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "fmfl-audit-tests-ray.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def ray_lock() -> Iterator[None]:
+    """`ray_exclusive` for one test."""
+    with ray_exclusive():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -176,7 +176,7 @@ def test_cli_names_the_extra_when_ray_is_missing(
 
 @pytest.mark.slow
 @pytest.mark.enable_socket
-def test_ray_scan_equals_local_scan() -> None:
+def test_ray_scan_equals_local_scan(ray_lock: None) -> None:
     """The record-level rules of the compromised example on a local Ray cluster (2 CPUs, files cut
     into 16 KiB shards) give the same report as one inline pass."""
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
@@ -202,7 +202,7 @@ def test_ray_scan_equals_local_scan() -> None:
 
 @pytest.mark.slow
 @pytest.mark.enable_socket
-def test_cli_scan_joins_an_existing_ray_cluster(tmp_path: Path) -> None:
+def test_cli_scan_joins_an_existing_ray_cluster(tmp_path: Path, ray_lock: None) -> None:
     """`fmfl-audit scan --executor ray --ray-address` on a cluster started with `ray start` writes
     the same JSON report (timing aside) as a local scan."""
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")

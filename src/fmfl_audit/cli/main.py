@@ -446,12 +446,14 @@ def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or repor
 
 def _register_extensions() -> None:
     # Commands in their own modules; they import `guarded` from here, so they register last.
-    from fmfl_audit.cli import diff, fingerprint, redact, rule_docs
+    from fmfl_audit.cli import diff, fingerprint, importers, init, redact, rule_docs
 
     diff.register(app)
     fingerprint.register(app)
     redact.register(app)
     rule_docs.register(app)
+    init.register(app)
+    importers.register(app)
 
 
 _register_extensions()
