@@ -312,7 +312,9 @@ class RayExecutor(Executor):
                 kwargs["num_cpus"] = workers or available_cpus()
                 kwargs["_node_ip_address"] = "127.0.0.1"
             try:
-                ray.init(address=address, **kwargs)
+                # "local" starts a new instance: a bare ray.init() would silently join whatever
+                # cluster `ray start` last recorded on this machine (someone else's, perhaps).
+                ray.init(address=address or "local", **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = address or "a local Ray instance"
                 raise UsageError(f"--executor ray: cannot connect to {where}: {exc}") from None
