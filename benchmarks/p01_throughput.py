@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -107,6 +108,12 @@ def main() -> None:
     ap.add_argument("--pii-share", type=float, default=0.05)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Rounds (each runs every row once, in turn); each row's fastest round is reported.",
+    )
     args = ap.parse_args()
 
     from presidio_analyzer import BatchAnalyzerEngine
@@ -139,31 +146,40 @@ def main() -> None:
         warm_dir.mkdir()
         runner.Auditor(load_manifest(write_deployment(warm_dir, WARM_UP)), only=("FMFL-P01",)).run()
 
-        t0 = time.perf_counter()
-        anchor = batch.analyze_iterator(texts, score_threshold=params.min_score, **kwargs)
-        t_anchor = time.perf_counter() - t0
-        expected = anchor_figures(anchor)
-
         source = deployment.manifest.clients[0].synthetic_data
         assert source is not None
+        best: dict[str, float] = {}
+        shards: dict[int, int] = {}
+        same: dict[int, bool] = {}
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            anchor = batch.analyze_iterator(texts, score_threshold=params.min_score, **kwargs)
+            best["anchor"] = min(best.get("anchor", math.inf), time.perf_counter() - t0)
+            expected = anchor_figures(anchor)
+            for workers in args.workers:
+                executor = LocalExecutor(workers)
+                target = executor.shard_target(source.path.stat().st_size)
+                n = 1 if target is None else len(plan_shards(source, "x", target_bytes=target))
+                shards[workers] = n
+                t0 = time.perf_counter()
+                report = runner.Auditor(deployment, only=("FMFL-P01",), executor=executor).run()
+                t = time.perf_counter() - t0
+                executor.close()
+                best[f"w{workers}"] = min(best.get(f"w{workers}", math.inf), t)
+                result = report.rule("FMFL-P01")
+                if result.error:
+                    raise SystemExit(f"FMFL-P01 errored: {result.error}")
+                figures = result.metrics[f"client:{CLIENT}"]
+                got = {k: figures[k] for k in expected}
+                same[workers] = same.get(workers, True) and got == expected
+                if got != expected:
+                    print(f"MISMATCH (workers={workers}): fmfl-audit {got} vs anchor {expected}")
+        t_anchor = best["anchor"]
         rows = [("presidio BatchAnalyzerEngine", 1, t_anchor, 1.0, True)]
         for workers in args.workers:
-            executor = LocalExecutor(workers)
-            target = executor.shard_target(source.path.stat().st_size)
-            shards = 1 if target is None else len(plan_shards(source, "x", target_bytes=target))
-            t0 = time.perf_counter()
-            report = runner.Auditor(deployment, only=("FMFL-P01",), executor=executor).run()
-            t = time.perf_counter() - t0
-            executor.close()
-            result = report.rule("FMFL-P01")
-            if result.error:
-                raise SystemExit(f"FMFL-P01 errored: {result.error}")
-            figures = result.metrics[f"client:{CLIENT}"]
-            got = {k: figures[k] for k in expected}
-            same = got == expected
-            if not same:
-                print(f"MISMATCH (workers={workers}): fmfl-audit {got} vs anchor {expected}")
-            rows.append((f"fmfl-audit P01 (workers={workers})", shards, t, t_anchor / t, same))
+            t = best[f"w{workers}"]
+            name = f"fmfl-audit P01 (workers={workers})"
+            rows.append((name, shards[workers], t, t_anchor / t, same[workers]))
 
     n_found = sum(expected["entities"].values())
     share = f"{args.pii_share:.0%}"
@@ -173,6 +189,7 @@ def main() -> None:
     )
     print(f"engine: {analyzer.description}")
     print(f"{len(entities)} entity types requested, min_score {params.min_score}")
+    print(f"fastest of {args.repeat} interleaved round(s) per row")
     print(f"{'run':<34} {'shards':>6} {'seconds':>9} {'records/s':>10} {'speed-up':>9} identical")
     for name, shards, t, ratio, same in rows:
         print(
