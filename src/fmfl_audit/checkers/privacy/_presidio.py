@@ -131,6 +131,8 @@ class Prefilter:
     """The requested entity types (what a passthrough prefilter asks for)."""
     tokens: frozenset[str] = frozenset()
     """Every gate token of every pattern (looked up once per text)."""
+    without_digits: tuple[_Gate, ...] = ()
+    """`gates` less what needs a digit: all a text without digits has to be tested with."""
 
     def select(self, texts: Sequence[str]) -> list[bool]:
         """For each text, False only when Presidio is certain to return nothing for it."""
@@ -149,7 +151,7 @@ class Prefilter:
         )
         found: set[str] = set()
         try:
-            for gate in self.gates:
+            for gate in self.gates if digits is not None else self.without_digits:
                 if not gate.entities <= found and gate.open(text, present, digits):
                     found |= gate.entities
         except TimeoutError:
@@ -263,7 +265,18 @@ def _build_prefilter(analyzer: Analyzer, entities: Sequence[str], language: str)
         else:
             return passthrough
     tokens = frozenset(t for g in gates for p in g.patterns if p.need for t in p.need)
-    return Prefilter(gates=tuple(gates), passthrough=False, everything=everything, tokens=tokens)
+    without_digits = []
+    for g in gates:
+        kept = tuple(p for p in g.patterns if p.need is None or p.need - _ONLY_DIGIT)
+        if kept:
+            without_digits.append(_Gate(entities=g.entities, patterns=kept))
+    return Prefilter(
+        gates=tuple(gates),
+        passthrough=False,
+        everything=everything,
+        tokens=tokens,
+        without_digits=tuple(without_digits),
+    )
 
 
 _DIGIT_TOKEN = "<digit>"
