@@ -419,17 +419,18 @@ def _nlp_engine_class() -> Any:
             # pass builds a Python object per token). A pipeline without a lemmatizer (the
             # blank fallback) gives empty lemmas, which silently disables Presidio's context
             # words (e.g. "student" before an id); the lower-cased token stands in then.
-            lemmas: list[str] = []
-            indices: list[int] = []
-            for token in doc:
-                lemmas.append(token.lemma_ or token.lower_)
-                indices.append(token.idx)
+            # The tokens are handed over as a list of the Doc's Token objects: Presidio's
+            # context enhancer walks them from the start for every result, and walking a Doc
+            # builds every Token object again each time.
+            tokens = list(doc)
+            lemmas = [token.lemma_ or token.lower_ for token in tokens]
+            indices = [token.idx for token in tokens]
             entities, scores = self._get_updated_entities(
                 self._get_entities(doc), self._get_scores_for_entities(doc)
             )
             return NlpArtifacts(
                 entities=entities,
-                tokens=doc,
+                tokens=tokens,  # type: ignore[arg-type,unused-ignore]
                 tokens_indices=indices,
                 lemmas=lemmas,
                 nlp_engine=self,
@@ -473,45 +474,51 @@ def _offline_email_recognizer(lang: str) -> Any:
     return OfflineEmailRecognizer(supported_language=lang)
 
 
-def load_spacy(lang: str = "en", model: str | None = None) -> tuple[Any, EngineInfo]:
+def choose_spacy_model(model: str | None = None) -> tuple[str | None, str]:
+    """(the spaCy model asked for, where from): `model` (a rule's `spacy_model`), else
+    $FMFL_AUDIT_SPACY_MODEL, else (None, "auto"). Resolved in the scan's process, so that shard
+    workers load what it loaded whatever their environment."""
+    import os
+
+    if model:
+        return model, "param"
+    env = os.environ.get(SPACY_MODEL_ENV)
+    return (env, "env") if env else (None, "auto")
+
+
+def load_spacy(
+    lang: str = "en", model: str | None = None, source: str = "param"
+) -> tuple[Any, EngineInfo]:
     """The spaCy pipeline Presidio runs on, and what it is.
 
-    `model` (a rule's `spacy_model`), else $FMFL_AUDIT_SPACY_MODEL, names an installed spaCy
-    package or a pipeline folder (`nlp.to_disk`); `blank` forces the blank pipeline. Otherwise
+    `model` (see `choose_spacy_model`; `source` says where it came from) names an installed spaCy
+    package or a pipeline folder (`nlp.to_disk`); `blank` forces the blank pipeline. Without one,
     the best installed English model (`SPACY_MODELS`), else a blank pipeline (tokenizer only: no
     names or places). Nothing is ever downloaded: a model that is neither installed nor a folder
     is an error.
     """
-    import os
-
     import spacy
 
-    chosen, source = model, "param"
-    if not chosen:
-        chosen, source = os.environ.get(SPACY_MODEL_ENV), "env"
-    if chosen and chosen != BLANK:
-        origin = "the rule's spacy_model" if source == "param" else f"${SPACY_MODEL_ENV}"
-        if not (spacy.util.is_package(chosen) or Path(chosen).expanduser().is_dir()):
+    if model and model != BLANK:
+        origin = f"${SPACY_MODEL_ENV}" if source == "env" else "the rule's spacy_model"
+        package = spacy.util.is_package(model)
+        if not (package or Path(model).expanduser().is_dir()):
             raise CheckerError(
-                f"spaCy model {chosen!r} (from {origin}) is neither an installed package nor a "
+                f"spaCy model {model!r} (from {origin}) is neither an installed package nor a "
                 "pipeline folder; install it (README: PII detection) or point at a folder"
             )
         try:
-            nlp = spacy.load(
-                Path(chosen).expanduser() if not spacy.util.is_package(chosen) else chosen
-            )
+            nlp = spacy.load(model if package else Path(model).expanduser())
         except (OSError, ValueError) as exc:
-            raise CheckerError(
-                f"cannot load spaCy model {chosen!r} (from {origin}): {exc}"
-            ) from exc
-        return nlp, _info(nlp, chosen, source)
-    if not chosen and lang == "en":
+            raise CheckerError(f"cannot load spaCy model {model!r} (from {origin}): {exc}") from exc
+        return nlp, _info(nlp, model, source)
+    if not model and lang == "en":
         for name in SPACY_MODELS:
             if spacy.util.is_package(name):
                 nlp = spacy.load(name)
                 return nlp, _info(nlp, name, "installed")
     nlp = spacy.blank(lang)
-    return nlp, _info(nlp, None, "param" if model else "env" if chosen else "blank")
+    return nlp, _info(nlp, None, source if model else "blank")
 
 
 def _info(nlp: Any, name: str | None, source: str) -> EngineInfo:
@@ -569,9 +576,10 @@ def build_analyzer(
     extra: Sequence[RecognizerSpec] = (),
     nlp: Any = None,
     spacy_model: str | None = None,
+    model_source: str = "param",
 ) -> Analyzer:
     """A Presidio AnalyzerEngine that runs offline, plus custom recognizers, on `nlp` or the
-    pipeline `load_spacy(lang, spacy_model)` picks."""
+    pipeline `load_spacy(lang, spacy_model, model_source)` picks."""
     try:
         from phonenumbers.re_util import enable_pattern_cache
         from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
@@ -586,7 +594,7 @@ def build_analyzer(
     # `re` module caches, so without phonenumbers' own cache they are compiled again and again.
     enable_pattern_cache()
     if nlp is None:
-        nlp, info = load_spacy(lang, spacy_model)
+        nlp, info = load_spacy(lang, spacy_model, model_source)
     else:
         info = _info(nlp, f"{nlp.meta.get('lang', lang)}_{nlp.meta.get('name', '')}", "param")
     engine = _nlp_engine_class()(nlp, lang)
@@ -615,15 +623,15 @@ def shared_analyzer(
     recognizers: Sequence[RecognizerSpec],
     spacy_model: str | None = None,
 ) -> Analyzer:
-    """The Presidio analyzer for this language, recognizer set and spaCy model choice, built once
-    per scan (or per worker process) through `cache`."""
-    import os
-
+    """The Presidio analyzer for this language, recognizer set and spaCy model choice
+    (`choose_spacy_model(spacy_model)`), built once per scan (or per worker process) through
+    `cache`."""
     recs = tuple(recognizers)
-    # The environment is part of the key: the model it names is part of the analyzer.
-    key = f"presidio:{language}:{recs!r}:{spacy_model}:{os.environ.get(SPACY_MODEL_ENV)}"
+    model, source = choose_spacy_model(spacy_model)
+    key = f"presidio:{language}:{recs!r}:{model}"
     return cache.get(  # type: ignore[no-any-return,unused-ignore]
-        key, lambda: build_analyzer(lang=language, extra=recs, spacy_model=spacy_model)
+        key,
+        lambda: build_analyzer(lang=language, extra=recs, spacy_model=model, model_source=source),
     )
 
 

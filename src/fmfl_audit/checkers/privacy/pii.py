@@ -29,6 +29,7 @@ from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
 from fmfl_audit.checkers.privacy._presidio import (
     PresidioSettings,
     RecognizerSpec,
+    choose_spacy_model,
     shared_analyzer,
 )
 from fmfl_audit.engine.executors import ShardEnv, ShardTask
@@ -273,7 +274,8 @@ class PiiChecker(Checker):
             entities=params.entities,
             exclude=params.exclude_entities,
             batch_size=params.batch_size,
-            spacy_model=params.spacy_model,
+            # Resolved here: a Ray worker's environment may not name the model.
+            spacy_model=choose_spacy_model(params.spacy_model)[0],
         )
         for optional in (False, True):
             group = [i for i, src in enumerate(sources) if src.text_optional is optional]
