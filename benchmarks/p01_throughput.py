@@ -8,6 +8,7 @@ carrying real PII sentences from the Presidio synthetic PII set (../shared/data,
 $FMFL_SHARED_DATA).
 
     python benchmarks/p01_throughput.py [--records 20000] [--pii-share 0.05] [--workers 1 2]
+        [--repeat 1]
 
 - anchor: `BatchAnalyzerEngine(engine).analyze_iterator(texts, ...)` over the texts in memory;
 - fmfl-audit: the texts written as a JSONL `synthetic_data` file of a one-client deployment, and
@@ -23,6 +24,11 @@ creates a fresh cache per scan, so the benchmark hands it that prepared cache (i
 they would in a real scan. Writing the JSONL file is not timed; the fmfl-audit clock covers the
 whole `Auditor.run()` (planning, reading and parsing the file, sharding and forking, the scan,
 the report).
+
+Each row is reported with its wall time and its CPU time (this process plus its reaped children,
+i.e. forked workers: `getrusage`), each as a ratio to the anchor's: on a machine shared with other
+jobs the CPU ratio moves much less than the wall ratio. `--repeat R` runs R rounds, each running
+every row once in turn, and keeps each row's fastest.
 
 "Identical" compares P01's figures in the report (records scanned, records with PII, and the
 count of every entity type) with the same figures computed from the anchor's results.
