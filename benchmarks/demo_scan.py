@@ -1,7 +1,7 @@
 """The full demo scan: wall time, peak memory and where the time goes, rule by rule.
 
     .venv/bin/python benchmarks/demo_scan.py [--manifest PATH] [--workers W] [--executor local|ray]
-        [--omp-threads N]
+        [--omp-threads N] [--baseline SRC] [--repeat R]
 
 Runs, in a fresh subprocess, exactly what a user would type:
 
@@ -23,7 +23,14 @@ time; the report's own `duration_s` (the Auditor's run: planning, checkers, grad
 what lies outside the rules (CLI start-up, imports, manifest loading, grading and rendering).
 
 The environment is passed through unchanged unless `--omp-threads N` is given, which sets
-OMP_NUM_THREADS=N for the scan; the line "OMP_NUM_THREADS:" says which applied.
+OMP_NUM_THREADS=N for the scan (torch's intra-op threads among others); the line
+"OMP_NUM_THREADS:" says which applied.
+
+Before/after: `--baseline SRC` (the `src` folder of another checkout, e.g. `git archive main src
+rules | tar -x -C /tmp/base`) also runs the scan with that code first on PYTHONPATH, and
+`--repeat R` runs R rounds, each running the baseline then the current code, so both see the
+same machine load. The fastest round of each is tabulated, with the share of FMFL-P03 and every
+canary's exposure side by side.
 """
 
 from __future__ import annotations
@@ -142,20 +149,10 @@ def scan_env(omp_threads: int | None) -> tuple[dict[str, str], str]:
     return env, f"OMP_NUM_THREADS: {inherited} (inherited from the environment)"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--manifest", type=Path, default=None, help="Default: the demo, else quickstart."
-    )
-    ap.add_argument("--workers", type=int, default=None, help="Passed to --workers (default: all).")
-    ap.add_argument("--executor", choices=("local", "ray"), default="local")
-    ap.add_argument(
-        "--omp-threads", type=int, default=None, help="Set OMP_NUM_THREADS for the scan."
-    )
-    args = ap.parse_args()
-
-    manifest = args.manifest or (DEMO if DEMO.exists() else QUICKSTART)
-    env, omp_line = scan_env(args.omp_threads)
+def scan_once(
+    manifest: Path, args: argparse.Namespace, env: dict[str, str]
+) -> tuple[Measured, dict, list[str]]:
+    """One scan in a fresh process: its measurements, its JSON report and the command."""
     with tempfile.TemporaryDirectory(prefix="fmfl-demo-scan-") as tmp:
         report_path = Path(tmp) / "report.json"
         cmd = [str(console_script()), "scan", str(manifest), "--format", "json"]
@@ -166,15 +163,11 @@ def main() -> None:
         m, output = run_measured(cmd, env=env)
         if m.returncode != 0:
             sys.exit(f"scan exited {m.returncode}:\n{output[-4000:]}")
-        report = json.loads(report_path.read_text())
+        return m, json.loads(report_path.read_text()), cmd
 
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
-    print(f"manifest: {manifest.relative_to(REPO) if manifest.is_relative_to(REPO) else manifest}")
-    workers = args.workers if args.workers is not None else "default (all cores)"
-    print(f"executor: {args.executor}, workers: {workers}; {omp_line}")
-    print(f"command: {' '.join(cmd[1:])}")
+
+def rule_table(m: Measured, report: dict) -> None:
+    """Each rule's time and share of the wall time, and what lies outside the rules."""
     print(
         f"wall {m.seconds:.2f} s, peak RSS {m.peak_rss_mib:.0f} MiB (largest process), "
         f"peak tree PSS {m.peak_tree_pss_mib:.0f} MiB (sampled); grade {report['grade']}, "
@@ -197,6 +190,81 @@ def main() -> None:
         f"{(m.seconds - auditor) / m.seconds:>8.1%}   (start-up, imports, manifest, rendering)"
     )
     print(f"{'wall':<29} {m.seconds:>8.2f} {1:>8.1%}")
+
+
+def p03_figures(m: Measured, report: dict) -> dict[str, str]:
+    """FMFL-P03's time, share of the wall time and each canary's exposure (and method)."""
+    rule = next((r for r in report["rules"] if r["id"] == "FMFL-P03"), None)
+    if rule is None:
+        return {}
+    out = {"FMFL-P03 seconds": f"{rule['duration_s']:.2f}"}
+    out["FMFL-P03 share of wall"] = f"{rule['duration_s'] / m.seconds:.1%}"
+    for subject, figures in sorted(rule.get("metrics", {}).items()):
+        for cid, c in sorted(figures.get("canaries", {}).items()):
+            out[f"{subject} {cid} exposure (bits)"] = f"{c['exposure_bits']:.4f} ({c['method']})"
+    return out
+
+
+def compare(rounds: dict[str, list[tuple[Measured, dict]]]) -> None:
+    """The fastest run of each variant side by side."""
+    best = {k: min(v, key=lambda mr: mr[0].seconds) for k, v in rounds.items()}
+    rows: dict[str, dict[str, str]] = {}
+    for name, (m, report) in best.items():
+        rows[name] = {"wall seconds": f"{m.seconds:.2f}", **p03_figures(m, report)}
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    names = list(rows)
+    print(f"\nfastest of {len(next(iter(rounds.values())))} round(s) each:")
+    print(f"{'':<40} " + " ".join(f"{n:>24}" for n in names))
+    for k in keys:
+        print(f"{k:<40} " + " ".join(f"{rows[n].get(k, '-'):>24}" for n in names))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--manifest", type=Path, default=None, help="Default: the demo, else quickstart."
+    )
+    ap.add_argument("--workers", type=int, default=None, help="Passed to --workers (default: all).")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument(
+        "--omp-threads", type=int, default=None, help="Set OMP_NUM_THREADS for the scan."
+    )
+    ap.add_argument(
+        "--baseline", type=Path, default=None, help="A src folder to run first, for comparison."
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="Rounds (fastest reported).")
+    args = ap.parse_args()
+
+    manifest = args.manifest or (DEMO if DEMO.exists() else QUICKSTART)
+    env, omp_line = scan_env(args.omp_threads)
+    variants = {"current": env}
+    if args.baseline is not None:
+        base_env = dict(env)
+        base_env["PYTHONPATH"] = os.pathsep.join(
+            [str(args.baseline.resolve()), *filter(None, [env.get("PYTHONPATH")])]
+        )
+        variants = {"baseline": base_env, "current": env}
+    rounds: dict[str, list[tuple[Measured, dict]]] = {name: [] for name in variants}
+    cmd: list[str] = []
+    for _ in range(args.repeat):
+        for name, variant_env in variants.items():
+            m, report, cmd = scan_once(manifest, args, variant_env)
+            rounds[name].append((m, report))
+
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"manifest: {manifest.relative_to(REPO) if manifest.is_relative_to(REPO) else manifest}")
+    workers = args.workers if args.workers is not None else "default (all cores)"
+    print(f"executor: {args.executor}, workers: {workers}; {omp_line}")
+    print(f"command: {' '.join(cmd[1:])}")
+    if args.baseline is not None:
+        print(f"baseline: the same command with PYTHONPATH={args.baseline}")
+    for name, runs in rounds.items():
+        m, report = min(runs, key=lambda mr: mr[0].seconds)
+        print(f"\n[{name}] fastest of {len(runs)}")
+        rule_table(m, report)
+    compare(rounds)
 
 
 if __name__ == "__main__":

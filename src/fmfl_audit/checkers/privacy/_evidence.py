@@ -28,12 +28,18 @@ def warm_scrubber(cache: Cache, executor: Executor) -> None:
         scrub(cache, "")
 
 
-def scrub(cache: Cache, text: str, spans: Iterable[tuple[int, int, str]] = ()) -> str:
+def scrub(
+    cache: Cache,
+    text: str,
+    spans: Iterable[tuple[int, int, str]] = (),
+    spacy_model: str | None = None,
+) -> str:
     """`redact_spans(text, spans)` plus every PII and secret span found in `text`.
 
-    `cache` is the scan's (`ctx.cache`) or, in a shard task, the worker's (`env.cache`).
+    `cache` is the scan's (`ctx.cache`) or, in a shard task, the worker's (`env.cache`);
+    `spacy_model` is the calling rule's choice (see `_presidio.load_spacy`).
     """
-    analyzer = shared_analyzer(cache, language="en", recognizers=())
+    analyzer = shared_analyzer(cache, language="en", recognizers=(), spacy_model=spacy_model)
     found = analyze_texts(
         analyzer,
         [text],

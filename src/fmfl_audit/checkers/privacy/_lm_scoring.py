@@ -203,3 +203,258 @@ def reservoir(items: Iterable[T], k: int, seed: int) -> tuple[list[T], int]:
             if j < k:
                 sample[j] = (n, item)
     return [it for _, it in sorted(sample, key=lambda p: p[0])], n
+
+
+@dataclass(frozen=True)
+class CandidateScoring:
+    """How `candidate_nll` scored a candidate set (reported in FMFL-P03's metrics)."""
+
+    candidates: int
+    positions: int
+    """Token positions the model ran: each distinct token prefix once."""
+    naive_positions: int
+    """Token positions of scoring every candidate whole (what `causal_nll` would run)."""
+    kv_cache: bool
+    """True when shared prefixes were reused through the model's KV cache; False when the
+    model's cache could not be used or failed the check, and every candidate was run whole."""
+
+    def plus(self, other: CandidateScoring) -> CandidateScoring:
+        """Both runs together."""
+        return CandidateScoring(
+            self.candidates + other.candidates,
+            self.positions + other.positions,
+            self.naive_positions + other.naive_positions,
+            self.kv_cache and other.kv_cache,
+        )
+
+
+_KV_TOLERANCE = 1e-3
+"""Largest NLL difference (nats) between the cached and the whole-sequence pass."""
+_KV_CHECKS = 8
+
+
+def candidate_nll(
+    lm: LoadedModel,
+    ids: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 128,
+    max_batch_tokens: int = 16384,
+) -> tuple[Any, CandidateScoring]:
+    """Summed NLL per sequence, like `causal_nll`, for candidates that share most of their tokens.
+
+    Canary candidates differ only in a few slot tokens, so scoring each whole repeats most of
+    the work. Here the candidates form a trie of token prefixes, and each distinct prefix is run
+    once: the tokens all candidates share are run as one sequence, then the trie is walked depth
+    by depth, feeding each node's one new token with its parent's keys and values (KV cache), so
+    a node costs one position and a candidate's last token costs nothing (its log-probability is
+    read off its parent's distribution). A 5-digit slot after a shared prefix costs about
+    11,000 positions for 10^5 candidates instead of 10^5 x the canary's length. Nodes of a depth
+    are batched (no padding: they all have the same length); depth-first over chunks keeps
+    memory bounded.
+
+    Each result is the same sum of the same conditional log-probabilities as `causal_nll`'s, up
+    to float rounding; a few candidates are checked against `causal_nll`, and when they differ
+    (or the model's cache cannot be used) every candidate is scored by `causal_nll`.
+    """
+    import numpy as np
+
+    n = len(ids)
+    naive = sum(len(x) for x in ids)
+    whole = CandidateScoring(n, naive, naive, False)
+    if n == 0 or min(len(x) for x in ids) < 2:
+        sums, _ = causal_nll(lm, ids, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
+        return sums, whole
+    trie = _Trie.build(ids)
+    sums = trie.score(lm, max(1, max_batch_tokens // 8), max_batch_tokens)
+    if sums is not None:
+        probe = np.unique(np.linspace(0, n - 1, _KV_CHECKS).round().astype(np.int64))
+        ref, _ = causal_nll(lm, [ids[i] for i in probe], batch_size=batch_size)
+        if float(np.abs(ref - sums[probe]).max()) <= _KV_TOLERANCE:
+            return sums, CandidateScoring(n, trie.positions, naive, True)
+    sums, _ = causal_nll(lm, ids, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
+    return sums, whole
+
+
+@dataclass(frozen=True)
+class _Trie:
+    """Candidates' token ids as a trie below their common prefix.
+
+    Rows of `tokens` are the candidates' ids after the prefix, sorted, padded with -1; at depth
+    `t` (1-based), `node[t - 1][i]` is the node of sorted row `i` (-1 past its end). Node ids
+    count up in sorted order, so the children of consecutive nodes are consecutive.
+    """
+
+    prefix: list[int]
+    order: Any
+    tokens: Any
+    node: list[Any]
+    parent: list[Any]
+    """parent[t][j]: the depth-t node above node j of depth t + 1 (depth 0: the prefix)."""
+    token: list[Any]
+    """token[t][j]: the token that node j of depth t + 1 adds."""
+    internal: list[Any]
+    """internal[t][j]: True when node j of depth t + 1 has children."""
+    ends: list[Any]
+    """ends[t]: sorted rows whose candidate ends at depth t + 1."""
+
+    @classmethod
+    def build(cls, ids: Sequence[Sequence[int]]) -> _Trie:
+        import numpy as np
+
+        shortest = min(len(x) for x in ids)
+        p = max(1, min(_common_prefix_len(ids), shortest - 1))
+        if isinstance(ids, np.ndarray):  # equal lengths (composed canary candidates)
+            mat = np.ascontiguousarray(ids[:, p:], dtype=np.int64)
+        else:
+            mat = np.full((len(ids), max(len(x) for x in ids) - p), -1, dtype=np.int64)
+            for i, x in enumerate(ids):
+                mat[i, : len(x) - p] = x[p:]
+        width = mat.shape[1]
+        order = np.lexsort(mat.T[::-1])
+        mat = mat[order]
+        node, parent, token, internal, ends = [], [], [], [], []
+        fresh = np.zeros(len(ids), dtype=bool)
+        fresh[0] = True
+        prev = np.zeros(len(ids), dtype=np.int64)
+        for t in range(width):
+            col = mat[:, t]
+            valid = col >= 0
+            if t:
+                fresh[1:] |= col[1:] != col[:-1]
+            else:
+                fresh[1:] = col[1:] != col[:-1]
+            starts = fresh & valid
+            ids_t = np.where(valid, np.cumsum(starts) - 1, -1)
+            first = np.flatnonzero(starts)
+            node.append(ids_t)
+            parent.append(prev[first] if t else np.zeros(len(first), dtype=np.int64))
+            token.append(col[first])
+            nxt = mat[:, t + 1] >= 0 if t + 1 < width else np.zeros(len(ids), dtype=bool)
+            has_child = np.zeros(len(first), dtype=bool)
+            has_child[ids_t[nxt]] = True
+            internal.append(has_child)
+            ends.append(np.flatnonzero(valid & ~nxt))
+            prev = ids_t
+        return cls([int(x) for x in ids[0][:p]], order, mat, node, parent, token, internal, ends)
+
+    @property
+    def positions(self) -> int:
+        """Token positions run: the prefix and one per internal node."""
+        return len(self.prefix) + sum(int(x.sum()) for x in self.internal)
+
+    def score(self, lm: LoadedModel, max_rows: int, max_batch_tokens: int) -> Any | None:
+        """Summed NLL per candidate (input order), or None when the cache cannot be used."""
+        import numpy as np
+        import torch
+
+        with torch.inference_mode():
+            inp = torch.tensor([self.prefix], dtype=torch.long, device=lm.device)
+            out = lm.model(input_ids=inp, use_cache=True)
+            logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+            prefix_nll = float(-logp[:-1].gather(1, inp[0, 1:, None]).sum())
+            nll = [np.zeros(len(t), dtype=np.float64) for t in self.token]
+            nll[0][:] = prefix_nll - logp[-1].double().cpu().numpy()[self.token[0]]
+            walk = _TrieWalk(self, lm, nll, max_rows, max_batch_tokens)
+            try:
+                root = _output_cache(out)
+                walk.visit(0, np.flatnonzero(self.internal[0]), root, np.zeros(1, dtype=np.int64))
+            except (TypeError, AttributeError, ValueError):
+                return None  # this model's forward does not take a cache in this form
+        sums = np.zeros(len(self.order), dtype=np.float64)
+        for t, rows in enumerate(self.ends):
+            sums[self.order[rows]] = nll[t][self.node[t][rows]]
+        return sums
+
+
+@dataclass
+class _TrieWalk:
+    """Depth-first walk over chunks of a trie's internal nodes, carrying their KV caches."""
+
+    trie: _Trie
+    lm: LoadedModel
+    nll: list[Any]
+    max_rows: int
+    max_batch_tokens: int
+
+    def visit(self, t: int, nodes: Any, parent_cache: Any, parent_ids: Any) -> None:
+        """Run depth-`t` internal `nodes` (ascending) whose parents' KV cache is `parent_cache`
+        (row r holds node parent_ids[r] of depth t), then their children, chunk by chunk."""
+        import numpy as np
+        import torch
+
+        tr = self.trie
+        context = len(tr.prefix) + t + 1
+        rows = max(1, min(self.max_rows, self.max_batch_tokens // context))
+        for k in range(0, len(nodes), rows):
+            chunk = nodes[k : k + rows]
+            where = np.searchsorted(parent_ids, tr.parent[t][chunk])
+            idx = torch.as_tensor(where, dtype=torch.long, device=self.lm.device)
+            cache = _select_rows(parent_cache, idx)
+            inp = torch.as_tensor(tr.token[t][chunk], dtype=torch.long, device=self.lm.device)
+            kwargs = {_cache_kwarg(self.lm.model): cache}
+            out = self.lm.model(input_ids=inp[:, None], use_cache=True, **kwargs)
+            logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+            # Children of this chunk: a contiguous run of depth t + 2 node ids.
+            lo, hi = np.searchsorted(tr.parent[t + 1], [chunk[0], chunk[-1] + 1])
+            below = np.arange(lo, hi)
+            rows_of = np.searchsorted(chunk, tr.parent[t + 1][below])
+            picked = logp[
+                torch.as_tensor(rows_of, device=logp.device),
+                torch.as_tensor(tr.token[t + 1][below], device=logp.device),
+            ]
+            self.nll[t + 1][below] = self.nll[t][chunk][rows_of] - picked.double().cpu().numpy()
+            inner = below[tr.internal[t + 1][below]]
+            if len(inner):
+                self.visit(t + 1, inner, _output_cache(out), chunk)
+
+
+def _common_prefix_len(ids: Sequence[Sequence[int]]) -> int:
+    import numpy as np
+
+    if isinstance(ids, np.ndarray):
+        same = (ids == ids[0]).all(axis=0)
+        return int(same.argmin()) if not same.all() else ids.shape[1]
+    first = ids[0]
+    n = min(len(x) for x in ids)
+    for x in ids:
+        k = 0
+        while k < n and x[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+def _output_cache(out: Any) -> Any:
+    """The KV cache a forward returned (its attribute's name depends on the version)."""
+    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    if cache is None:
+        raise ValueError("the model returned no KV cache")
+    return cache
+
+
+def _select_rows(cache: Any, idx: Any) -> Any:
+    """A new cache holding rows `idx` of `cache` (left intact: its other children need it).
+
+    Only the row selection copies tensors; building a cache from tensors would copy them once
+    more. The per-layer containers differ between transformers versions.
+    """
+    import copy
+
+    new = copy.copy(cache)
+    if hasattr(cache, "layers"):  # transformers >= 4.56
+        new.layers = [copy.copy(layer) for layer in cache.layers]
+    elif hasattr(cache, "key_cache"):  # earlier DynamicCache
+        new.key_cache = list(cache.key_cache)
+        new.value_cache = list(cache.value_cache)
+    else:
+        raise TypeError(f"unsupported cache type {type(cache).__name__}")
+    new.batch_select_indices(idx)
+    return new
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The name under which this transformers version's forward takes a cache."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"

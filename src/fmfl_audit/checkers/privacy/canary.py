@@ -14,10 +14,30 @@ canaries and reported in the notes.
 
 Exposure = log2 |R| - log2 rank, where R is the candidate space (every fill of the slots) and rank
 is the position of the true canary among all candidates ordered by the model's log-perplexity
-(summed token NLL of the whole text; 1 = most likely). When |R| <= `max_enumerate` every candidate
-is scored (batched); otherwise `samples` random candidates are scored, a skew-normal (or normal)
-distribution is fitted to their log-perplexities as in the paper, and exposure = -log2 CDF(x_true),
-capped to [0, log2 |R|]. Reports name canaries by id and never contain the secret or the text.
+(summed token NLL of the whole text; 1 = most likely).
+
+How it is computed (`method`, reported per canary with the reason, `why`):
+
+- **estimate** (the paper's estimator): `samples` random candidates are scored, a skew-normal
+  (or normal) distribution is fitted to their log-perplexities, and exposure = -log2 CDF(x_true),
+  capped to [0, log2 |R|]; reported as `sampled-skewnorm` with the sample's size, the number of
+  sampled candidates scoring better (`sample_rank` - 1) and the fit's Kolmogorov-Smirnov
+  distance (`fit.ks`).
+- **exact**: every candidate is scored and ranked (spaces up to `max_enumerate`).
+- **auto** (default): the estimate, kept only where it agrees with exact enumeration: when at
+  least `min_below` sampled candidates score better than the canary (the canary lies inside the
+  sample, so the fit is interpolated) and the fitted exposure is within `max_fit_error_bits` of
+  the sample's own. An exposed canary lies beyond the sample, where the skew-normal tail can be
+  off by bits (on the demo model: 9.8 estimated vs 11.7 exact), so it is enumerated exactly
+  when the space allows; a first tenth of the sample decides that before the rest is scored.
+  Spaces no larger than the sample are always enumerated; larger than `max_enumerate`, always
+  estimated (`fit.extrapolated` says when the estimate lies beyond the sample).
+  `benchmarks/p03_estimator.py` measures the agreement on real spaces.
+
+Scoring is exact and fast (`_lm_scoring.candidate_nll`, `_canary_ids`): candidates form a trie
+of token prefixes run once each through the model's KV cache, and their token ids are composed
+from per-slot pieces when that reproduces the tokenizer. Reports name canaries by id and never
+contain the secret or the text.
 """
 
 from __future__ import annotations
@@ -33,7 +53,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
-from fmfl_audit.checkers.privacy._lm_scoring import causal_nll, encode, load_model
+from fmfl_audit.checkers.privacy._canary_ids import CandidateIds
+from fmfl_audit.checkers.privacy._lm_scoring import CandidateScoring, candidate_nll, load_model
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
 
@@ -142,18 +163,129 @@ class CanaryParams(CheckerParams):
     max_exposure_bits: float = Field(
         default=10.0, ge=0, description="Exposure above this (bits) fires."
     )
+    method: Literal["auto", "exact", "estimate"] = Field(
+        default="auto",
+        description=(
+            "auto: the skew-normal estimate, with exact enumeration where the space allows it "
+            "and the estimate fails its check; exact: enumerate every space up to "
+            "max_enumerate; estimate: always estimate."
+        ),
+    )
     max_enumerate: int = Field(
-        default=100_000, ge=1, description="Score every candidate when the space is this small."
+        default=100_000, ge=1, description="Largest candidate space enumerated exactly."
     )
     samples: int = Field(
-        default=5000, ge=50, description="Candidates scored to fit the distribution otherwise."
+        default=5000, ge=50, description="Candidates sampled to fit the distribution."
     )
     fit: Literal["skewnorm", "normal"] = Field(
         default="skewnorm", description="Distribution fitted to sampled log-perplexities."
     )
+    min_below: int = Field(
+        default=25,
+        ge=1,
+        description=(
+            "auto: sampled candidates that must score better than the canary for the estimate "
+            "to stand (fewer: the canary lies in the tail, where the fit is extrapolated)."
+        ),
+    )
+    max_fit_error_bits: float = Field(
+        default=0.5,
+        gt=0,
+        description="auto: largest gap (bits) between the fitted and the sample's own exposure.",
+    )
     batch_size: int = Field(default=128, ge=1)
     max_batch_tokens: int = Field(default=32768, ge=64)
     max_length: int = Field(default=512, ge=8)
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """The secret sharer's estimate from sampled candidates, and whether it can stand."""
+
+    exposure: float
+    log2_cdf: float
+    space: int
+    samples: int
+    below: int
+    """Sampled candidates scoring strictly better than the canary."""
+    ks: float
+    """Kolmogorov-Smirnov distance between the sample and the fitted distribution."""
+    reason: str | None
+    """Why the estimate may be off by more than max_fit_error_bits; None when it agrees with
+    the sample."""
+    scoring: CandidateScoring
+
+    @classmethod
+    def fit(
+        cls,
+        params: CanaryParams,
+        canary: Canary,
+        x: float,
+        xs: Any,
+        scoring: CandidateScoring,
+    ) -> _Estimate:
+        import numpy as np
+
+        log2_cdf, ks = _fit_log2_cdf(params.fit, xs, x)
+        max_bits = math.log2(canary.space)
+        exposure = min(max_bits, max(0.0, -log2_cdf))
+        n, below = len(xs), int(np.sum(xs < x))
+        reason = None
+        if below < params.min_below:
+            reason = (
+                f"the canary lies beyond the sample ({below} of {n} sampled candidates score "
+                f"better, {params.min_below} needed)"
+            )
+        else:
+            empirical = -math.log2(below / n)
+            if abs(exposure - empirical) > params.max_fit_error_bits:
+                reason = f"the fit gives {exposure:.2f} bits, the sample {empirical:.2f}"
+        return cls(exposure, log2_cdf, canary.space, n, below, ks, reason, scoring)
+
+    def result(self, params: CanaryParams, ids: CandidateIds) -> dict[str, Any]:
+        """The canary's metrics when the estimate is reported."""
+        if params.method == "estimate":
+            why = "estimate requested"
+        elif self.space > params.max_enumerate:
+            why = "space larger than max_enumerate"
+        else:
+            why = f"the fit agrees with the sample within {params.max_fit_error_bits} bits"
+        return {
+            "exposure_bits": round(self.exposure, 4),
+            "max_bits": round(math.log2(self.space), 4),
+            "rank": max(1, round(self.space * 2.0**self.log2_cdf)),
+            "candidates": self.space,
+            "method": f"sampled-{params.fit}",
+            "why": why,
+            "scored": self.samples,
+            "sample_rank": 1 + self.below,
+            "fit": {
+                "distribution": params.fit,
+                "ks": round(self.ks, 4),
+                "extrapolated": self.below < params.min_below,
+            },
+            "scoring": _scoring_metrics(self.scoring, ids),
+        }
+
+
+def _fit_log2_cdf(fit: str, xs: Any, x: float) -> tuple[float, float]:
+    """log2 of the fitted distribution's CDF at `x`, and the fit's KS distance to `xs`."""
+    from scipy import stats
+
+    dist = stats.skewnorm if fit == "skewnorm" else stats.norm
+    args = dist.fit(xs)
+    logcdf = float(dist.logcdf(x, *args))
+    ks = float(stats.kstest(xs, dist.cdf, args=args).statistic)
+    return (logcdf / math.log(2) if math.isfinite(logcdf) else -math.inf), ks
+
+
+def _scoring_metrics(scoring: CandidateScoring, ids: CandidateIds) -> dict[str, Any]:
+    return {
+        "positions": scoring.positions,
+        "naive_positions": scoring.naive_positions,
+        "kv_cache": scoring.kv_cache,
+        "composed_ids": ids.composed,
+    }
 
 
 class CanaryChecker(Checker):
@@ -222,70 +354,88 @@ class CanaryChecker(Checker):
     def _exposure(
         self, ctx: CheckContext, params: CanaryParams, lm: Any, model: str, canary: Canary
     ) -> dict[str, Any]:
+        ids = CandidateIds(lm, canary, max_length=params.max_length)
+        enumerable = canary.space <= params.max_enumerate
+        if enumerable and params.method == "exact":
+            return self._exact(params, lm, canary, ids, "exact enumeration requested")
+        if enumerable and params.method == "auto" and canary.space <= params.samples:
+            return self._exact(params, lm, canary, ids, "space no larger than the sample")
+        fallback = enumerable and params.method == "auto"
+        est = self._estimate(ctx, params, lm, model, canary, ids, pilot=fallback)
+        if isinstance(est, str):
+            return self._exact(params, lm, canary, ids, f"estimate rejected: {est}")
+        if fallback and est.reason is not None:
+            exact = self._exact(params, lm, canary, ids, f"estimate rejected: {est.reason}")
+            exact["estimate_bits"] = round(est.exposure, 4)
+            return exact
+        return est.result(params, ids)
+
+    def _exact(
+        self, params: CanaryParams, lm: Any, canary: Canary, ids: CandidateIds, why: str
+    ) -> dict[str, Any]:
         import numpy as np
 
-        space = canary.space
-        max_bits = math.log2(space)
-        true_x = self._logppl(params, lm, [canary.render(canary.secret)])[0]
-        if space <= params.max_enumerate:
-            xs = self._logppl(
-                params,
-                lm,
-                [
-                    canary.render(f)
-                    for f in itertools.product(*(sl.values() for sl in canary.slots))
-                ],
-            )
-            # Candidates scoring strictly better than the truth rank above it (the truth is
-            # among the candidates, so rank >= 1).
-            rank = 1 + int(np.sum(xs < true_x))
-            exposure = max_bits - math.log2(rank)
-            return {
-                "exposure_bits": round(exposure, 4),
-                "max_bits": round(max_bits, 4),
-                "rank": rank,
-                "candidates": space,
-                "method": "exact",
-                "scored": space,
-            }
+        every, truth = ids.every()
+        xs, scoring = self._logppl(params, lm, every)
+        # Candidates scoring strictly better than the truth rank above it.
+        rank = 1 + int(np.sum(xs < xs[truth]))
+        max_bits = math.log2(canary.space)
+        return {
+            "exposure_bits": round(max_bits - math.log2(rank), 4),
+            "max_bits": round(max_bits, 4),
+            "rank": rank,
+            "candidates": canary.space,
+            "method": "exact",
+            "why": why,
+            "scored": canary.space,
+            "scoring": _scoring_metrics(scoring, ids),
+        }
+
+    def _estimate(
+        self,
+        ctx: CheckContext,
+        params: CanaryParams,
+        lm: Any,
+        model: str,
+        canary: Canary,
+        ids: CandidateIds,
+        *,
+        pilot: bool,
+    ) -> _Estimate | str:
+        """The estimate from `params.samples` sampled candidates.
+
+        With `pilot`, the first tenth of the sample is scored first; when the canary is so far
+        in the tail of it that the whole sample would not be enough to check the fit, the reason
+        is returned instead and the rest of the sample is not scored (the caller enumerates).
+        """
+        import numpy as np
+
         rng = np.random.default_rng(ctx.rule_seed(model, canary.cid))
         fills: list[tuple[str, ...]] = []
         while len(fills) < params.samples:
             fill = tuple(slot.pick(rng) for slot in canary.slots)
             if fill != canary.secret:
                 fills.append(fill)
-        xs = self._logppl(params, lm, [canary.render(f) for f in fills])
-        log2_cdf = self._fit_log2_cdf(params, xs, true_x)
-        exposure = min(max_bits, max(0.0, -log2_cdf))
-        return {
-            "exposure_bits": round(exposure, 4),
-            "max_bits": round(max_bits, 4),
-            "rank": max(1, round(space * 2.0**log2_cdf)),
-            "candidates": space,
-            "method": f"sampled-{params.fit}",
-            "scored": len(fills),
-            "sample_rank": 1 + int(np.sum(xs < true_x)),
-        }
+        every = ids.of([canary.secret, *fills])
+        k = len(fills) // 10 if pilot else len(fills)
+        scores, scoring = self._logppl(params, lm, every[: k + 1])
+        below = int(np.sum(scores[1:] < scores[0]))
+        if pilot and below * len(fills) / k < params.min_below / 2:
+            return (
+                f"the canary lies beyond the sample ({below} of the first {k} sampled "
+                f"candidates score better; {params.min_below} of {len(fills)} needed)"
+            )
+        if k < len(fills):
+            rest, more = self._logppl(params, lm, every[k + 1 :])
+            scores = np.concatenate([scores, rest])
+            scoring = scoring.plus(more)
+        return _Estimate.fit(params, canary, float(scores[0]), scores[1:], scoring)
 
     @staticmethod
-    def _fit_log2_cdf(params: CanaryParams, xs: Any, x: float) -> float:
-        from scipy import stats
-
-        if params.fit == "skewnorm":
-            a, loc, scale = stats.skewnorm.fit(xs)
-            logcdf = float(stats.skewnorm.logcdf(x, a, loc=loc, scale=scale))
-        else:
-            loc, scale = stats.norm.fit(xs)
-            logcdf = float(stats.norm.logcdf(x, loc=loc, scale=scale))
-        return logcdf / math.log(2) if math.isfinite(logcdf) else -math.inf
-
-    @staticmethod
-    def _logppl(params: CanaryParams, lm: Any, texts: list[str]) -> Any:
-        ids = encode(lm, texts, max_length=params.max_length)
-        sums, _ = causal_nll(
+    def _logppl(params: CanaryParams, lm: Any, ids: Any) -> tuple[Any, Any]:
+        return candidate_nll(
             lm, ids, batch_size=params.batch_size, max_batch_tokens=params.max_batch_tokens
         )
-        return sums
 
     @staticmethod
     def _finding(

@@ -169,7 +169,7 @@ class ConfigurationChecker(Checker):
         analyzer = shared_analyzer(
             ctx.cache, language=params.language, recognizers=params.recognizers
         )
-        out.notes.append(f"NLP engine: {analyzer.description}")
+        out.notes.append(analyzer.note)
         for client in clients_with(ctx.deployment, "prompts"):
             counts: Counter[str] = Counter()
             flagged = scanned = 0

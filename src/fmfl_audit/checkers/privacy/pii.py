@@ -29,6 +29,7 @@ from fmfl_audit.checkers.privacy._evidence import scrub, warm_scrubber
 from fmfl_audit.checkers.privacy._presidio import (
     PresidioSettings,
     RecognizerSpec,
+    choose_spacy_model,
     shared_analyzer,
 )
 from fmfl_audit.engine.executors import ShardEnv, ShardTask
@@ -108,6 +109,14 @@ class PiiParams(CheckerParams):
         default=True, description="Scan client prompts when the FM provider is a third party."
     )
     max_examples: int = Field(default=3, ge=0, le=20, description="Evidence items per finding.")
+    spacy_model: str | None = Field(
+        default=None,
+        description=(
+            "spaCy model under Presidio: an installed package (en_core_web_lg) or a pipeline "
+            "folder; `blank` for none. Default: $FMFL_AUDIT_SPACY_MODEL, else the best "
+            "installed en_core_web_*, else blank (no names or places)."
+        ),
+    )
     batch_size: int = Field(default=256, ge=1)
     language: str = "en"
 
@@ -163,7 +172,7 @@ class _PiiTask(ShardTask):
                     tally.counts[r.entity_type] += 1
                     ex = tally.examples[r.entity_type]
                     if len(ex) < self.max_examples and all(e.location != rec.location for e in ex):
-                        excerpt = scrub(env.cache, text, spans)
+                        excerpt = scrub(env.cache, text, spans, self.presidio.spacy_model)
                         ex.append(Evidence(location=rec.location, excerpt=excerpt))
         return tally
 
@@ -208,9 +217,12 @@ class PiiChecker(Checker):
         assert isinstance(params, PiiParams)
         warm_scrubber(ctx.cache, ctx.executor)
         analyzer = shared_analyzer(
-            ctx.cache, language=params.language, recognizers=params.recognizers
+            ctx.cache,
+            language=params.language,
+            recognizers=params.recognizers,
+            spacy_model=params.spacy_model,
         )
-        out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
+        out = CheckOutput(notes=[analyzer.note])
         sources = self._sources(ctx.deployment, params)
         ctx.progress.set_total(len(sources))
         tallies = self._scan(ctx, params, sources)
@@ -262,6 +274,8 @@ class PiiChecker(Checker):
             entities=params.entities,
             exclude=params.exclude_entities,
             batch_size=params.batch_size,
+            # Resolved here: a Ray worker's environment may not name the model.
+            spacy_model=choose_spacy_model(params.spacy_model)[0],
         )
         for optional in (False, True):
             group = [i for i, src in enumerate(sources) if src.text_optional is optional]

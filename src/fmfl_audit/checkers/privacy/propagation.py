@@ -203,7 +203,7 @@ class PropagationChecker(Checker):
         analyzer = shared_analyzer(
             ctx.cache, language=params.language, recognizers=params.recognizers
         )
-        out = CheckOutput(notes=[f"NLP engine: {analyzer.description}"])
+        out = CheckOutput(notes=[analyzer.note])
         settings = _Settings(
             presidio=PresidioSettings(
                 language=params.language,
