@@ -33,7 +33,9 @@ def pii_engine(report: AuditReport) -> str | None:
         for note in r.notes:
             if note.startswith(_ENGINE_PREFIXES):
                 engine = note.split(":", 1)[1].strip()
-                if "blank" in engine.lower() or "no ner" in engine.lower():
+                # The rules' note already says when names and places were not looked for; an
+                # older or custom note may not.
+                if "pattern recognizers only" in engine and "NER model" not in engine:
                     return f"{engine}; {NER_HINT}"
                 return engine
     return None
