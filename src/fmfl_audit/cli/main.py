@@ -396,10 +396,11 @@ def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or repor
 
 def _register_extensions() -> None:
     # Commands in their own modules; they import `guarded` from here, so they register last.
-    from fmfl_audit.cli import diff, fingerprint
+    from fmfl_audit.cli import diff, fingerprint, probe
 
     diff.register(app)
     fingerprint.register(app)
+    probe.register(app)
 
 
 _register_extensions()
