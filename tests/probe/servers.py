@@ -101,6 +101,10 @@ class Server:
             "NO_PROXY": "*",
         }
         cli = Path(sys.executable).with_name("transformers")
+        if not cli.is_file():
+            raise RuntimeError(
+                f"{cli} not found: install the dev extra (transformers[serving]) for the probe tests"
+            )
         cmd = [str(cli), "serve", str(model), "--host", "127.0.0.1", "--port", str(port)]
         cmd += ["--device", "cpu", "--log-level", "warning"]
         with log.open("wb") as fh:

@@ -415,7 +415,11 @@ def test_a_rule_without_its_inputs_or_its_suite_is_skipped(tmp_path: Path) -> No
     result, _, _ = scan(tmp_path, "FMFL-R02", tasks(STORIES), synthetic_data=False)
     assert result.outcome is Outcome.SKIPPED
     assert (
-        result.skip_reason == "probes/transcript.jsonl holds no answers of the 'safety' probe suite"
+        result.skip_reason == "probes/transcript.jsonl holds no answers to the 'safety' probe suite"
+    )
+    result, _, _ = scan(tmp_path / "c", "FMFL-P03", _records(["x"]), synthetic_data=False)
+    assert result.skip_reason == (
+        "probes/transcript.jsonl holds no answers to canary probes of the 'memorization' probe suite"
     )
     manifest = write_deployment(
         tmp_path / "b", target=endpoint(URLS["target"], "m", 0), synthetic_data=False

@@ -48,9 +48,10 @@ class Transcript:
         found = self.answers.get((suite, role), {})
         return [found[k] for k in sorted(found)]
 
-    def has(self, suite: str) -> bool:
-        """Whether the target endpoint answered any probe of the suite."""
-        return bool(self.answers.get((suite, Role.TARGET)))
+    def has(self, suite: str, kind: str | None = None) -> bool:
+        """Whether the target endpoint answered any probe of the suite (of that kind)."""
+        found = self.answers.get((suite, Role.TARGET), {})
+        return any(kind is None or a.meta.kind == kind for a in found.values())
 
     def paired(self, suite: str | None = None) -> list[tuple[Answer, Answer]]:
         """(target, reference) answers to the same probe of `suite` (None: of every suite),

@@ -35,6 +35,11 @@ class Judge(str, Enum):
         """The probe suite whose answers it reads."""
         return self.value.split(":")[0]
 
+    @property
+    def kind(self) -> str | None:
+        """The kind of probe it reads when it reads only one (`ProbeMeta.kind`)."""
+        return {Judge.RECORDS: "record", Judge.CANARIES: "canary"}.get(self)
+
 
 def _judge_fn(judge: Judge) -> Callable[[CheckContext, Transcript, Any, CheckOutput], None]:
     from fmfl_audit.checkers.probes import (
@@ -74,10 +79,11 @@ def with_probes(
 ) -> CheckOutput:
     """`out` plus the judgement of the transcript's answers for `judge` (if it holds any)."""
     transcript = load_transcript(ctx)
-    if transcript is None or not transcript.has(judge.suite):
+    if transcript is None or not transcript.has(judge.suite, judge.kind):
         if out is None:
             where = transcript.display if transcript is not None else "the probe transcript"
-            raise RuleSkipped(f"{where} holds no answers of the {judge.suite!r} probe suite")
+            what = f"{judge.kind} probes of " if judge.kind else ""
+            raise RuleSkipped(f"{where} holds no answers to {what}the {judge.suite!r} probe suite")
         return out
     result = out if out is not None else CheckOutput()
     _judge_fn(judge)(ctx, transcript, params, result)
