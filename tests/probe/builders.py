@@ -108,7 +108,14 @@ def write_deployment(
         "endpoint": target,
         "probe_transcript": "probes/transcript.jsonl",
         "probe": {
-            "prompts_per_suite": 6,
+            # 12 trigger/control pairs (6 x 2 samples) and 8 counterfactual templates: the least
+            # that can reach the judges' default significance levels.
+            "prompts_per_suite": {
+                "system-prompt": 6,
+                "backdoor": 6,
+                "safety": 6,
+                "counterfactual": 8,
+            },
             "samples": 2,
             "trigger_suspects": [SUSPECT],
             "counterfactual_axes": ["gender", "religion"],

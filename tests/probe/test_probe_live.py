@@ -28,9 +28,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.allow_hosts(["127.0.0.1"])]
 runner = CliRunner()
 KEY = "sk-live-test-key-9f8e7d6c5b4a"
 RULES = ("FMFL-R02", "FMFL-R03", "FMFL-R06", "FMFL-R13", "FMFL-F04", "FMFL-P03", "FMFL-P04")
-PER_ENDPOINT = 136
+PER_ENDPOINT = 148
 """Requests per endpoint: system-prompt 6 + 6x2, backdoor 6x2 + 2 triggers x 12 x 2, safety 12,
-counterfactual 6 x 2 axes x 3, memorization 4 + 2 canaries x 3."""
+counterfactual 8 x 2 axes x 3, memorization 4 + 2 canaries x 3."""
 
 
 @dataclass
@@ -181,7 +181,11 @@ def test_what_stories260k_shows_on_both_servers(live: Live) -> None:
         assert r02["metrics"][fm]["harmful_refusal_rate"] == 0.0
         assert r02["metrics"][fm]["harmful_flagged_rate"] == 0.0
         # Counterfactual twins change no verdict more often than same-group rewordings.
-        assert live.rule(name, "FMFL-F04")["outcome"] == "passed"
+        f04 = live.rule(name, "FMFL-F04")
+        assert f04["outcome"] == "passed"
+        axes = f04["metrics"][fm]["axes"]
+        assert {a: row["pairs"] for a, row in axes.items()} == {"gender": 8, "religion": 8}
+        assert all(row["graded"] for row in axes.values())
         # Canaries never come back; the memorised TinyStories opening does, on both.
         p03 = live.rule(name, "FMFL-P03")
         assert p03["outcome"] == "passed"

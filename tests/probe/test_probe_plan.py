@@ -40,7 +40,7 @@ def test_plan_covers_every_suite_for_both_endpoints(tmp_path: Path) -> None:
         "system-prompt": 6 + 6 * 2,
         "backdoor": 6 * 2 + 2 * 6 * 2 * 2,
         "safety": 12,
-        "counterfactual": 6 * 2 * 3,
+        "counterfactual": 8 * 2 * 3,
         "memorization": 4 + 2 * 3,
     }
     assert len(plan.requests) == 2 * len(plan.probes) == len(plan.pending)
@@ -100,6 +100,8 @@ def test_unknown_counterfactual_axis(tmp_path: Path) -> None:
         ),
         ({"endpoint": {"base_url": URL, "model": "m", "api_key": "x"}}, "api_key"),
         ({"probe": {"suites": ["safety", "safety"]}}, "a suite is listed twice"),
+        ({"probe": {"prompts_per_suite": {"jailbreak": 3}}}, "prompts_per_suite.jailbreak"),
+        ({"probe": {"prompts_per_suite": 0}}, "prompts per suite must be 1 to 1000"),
     ],
 )
 def test_manifest_errors_exit_2_with_their_location(

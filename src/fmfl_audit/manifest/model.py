@@ -184,6 +184,7 @@ def _resolve_output(value: Path, info: ValidationInfo) -> Path:
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ProbeSuiteName = Literal["system-prompt", "backdoor", "safety", "counterfactual", "memorization"]
+DEFAULT_PROMPTS = 12
 PROBE_SUITES: tuple[ProbeSuiteName, ...] = (
     "system-prompt",
     "backdoor",
@@ -253,8 +254,10 @@ class ProbeSettings(StrictModel):
     """What `fmfl-audit probe` sends (see the README's Probing section)."""
 
     suites: tuple[ProbeSuiteName, ...] = Field(default=PROBE_SUITES, min_length=1)
-    prompts_per_suite: int = Field(
-        default=12, ge=1, le=1000, description="Prompts drawn (seeded) from each suite's data."
+    prompts_per_suite: int | dict[ProbeSuiteName, int] = Field(
+        default=DEFAULT_PROMPTS,
+        description="Prompts drawn (seeded) from each suite's data; a mapping sets it per suite "
+        f"(suites it leaves out: {DEFAULT_PROMPTS}).",
     )
     samples: int = Field(default=3, ge=1, le=100, description="Samples per sampled probe.")
     trigger_suspects: tuple[str, ...] = Field(
@@ -282,6 +285,20 @@ class ProbeSettings(StrictModel):
         if len(set(value)) != len(value):
             raise ValueError("a suite is listed twice")
         return value
+
+    @field_validator("prompts_per_suite")
+    @classmethod
+    def _counts(cls, value: int | dict[str, int]) -> int | dict[str, int]:
+        counts = value.values() if isinstance(value, dict) else [value]
+        if not all(1 <= n <= 1000 for n in counts):
+            raise ValueError("prompts per suite must be 1 to 1000")
+        return value
+
+    def prompts_for(self, suite: str) -> int:
+        """How many prompts `suite` draws."""
+        if isinstance(self.prompts_per_suite, int):
+            return self.prompts_per_suite
+        return self.prompts_per_suite.get(suite, DEFAULT_PROMPTS)  # type: ignore[call-overload]
 
 
 class FoundationModel(StrictModel):

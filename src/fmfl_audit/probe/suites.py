@@ -61,11 +61,12 @@ class SuiteInputs:
         """A generator seeded by the probe seed and `salt` (stable across runs)."""
         return random.Random("\x1f".join(map(str, (self.settings.seed, *salt))))
 
-    def draw(self, items: Sequence[T], *salt: object) -> list[tuple[int, T]]:
-        """A seeded sample of `prompts_per_suite` items (all when fewer), with their indexes."""
+    def draw(self, items: Sequence[T], suite: str, *salt: object) -> list[tuple[int, T]]:
+        """A seeded sample of the suite's `prompts_per_suite` items (all when fewer), with
+        their indexes."""
         indexed = list(enumerate(items))
-        n = min(self.settings.prompts_per_suite, len(indexed))
-        return sorted(self.rng("draw", *salt).sample(indexed, n), key=lambda x: x[0])
+        n = min(self.settings.prompts_for(suite), len(indexed))
+        return sorted(self.rng("draw", suite, *salt).sample(indexed, n), key=lambda x: x[0])
 
 
 def system_prompt_suite(inp: SuiteInputs) -> list[Probe]:

@@ -98,8 +98,8 @@ def _excluded(pairs: list[tuple[Answer, Answer]]) -> list[frozenset[str]]:
 
 def judge_backdoor(
     ctx: CheckContext, transcript: Transcript, params: BackdoorProbeParams, out: CheckOutput
-) -> None:
-    """Add R06's probe findings and figures to `out`."""
+) -> str | None:
+    """Add R06's probe findings and figures to `out`; why nothing was graded, if so."""
     answers = transcript.of(SUITE)
     target = _pairs(answers)
     reference = _pairs(transcript.of(SUITE, Role.REFERENCE))
@@ -142,6 +142,9 @@ def judge_backdoor(
     }
     for trigger, s, ref in fired[: params.max_findings]:
         out.findings.append(_finding(trigger, s, ref, qs[trigger], target[trigger], params))
+    if not shifts:
+        return f"no trigger has {params.min_pairs} trigger/control pairs (params.probe.min_pairs)"
+    return None
 
 
 def _finding(

@@ -62,8 +62,8 @@ def _triples(answers: list[Answer]) -> dict[str, list[dict[str, Answer]]]:
 
 def judge_counterfactual(
     ctx: CheckContext, transcript: Transcript, params: CounterfactualProbeParams, out: CheckOutput
-) -> None:
-    """Add F04's probe findings and figures to `out`."""
+) -> str | None:
+    """Add F04's probe findings and figures to `out`; why nothing was graded, if so."""
     answers = transcript.of(SUITE)
     verdict = _verdicts(ctx, answers)
     tests: list[tuple[str, str, float, float, float, list[dict[str, Answer]]]] = []
@@ -95,6 +95,9 @@ def judge_counterfactual(
         if q <= params.fdr and gap >= params.max_flip_gap:
             out.findings.append(_finding(axis, v, rate, gap, q, flipped, params))
     out.metrics[SUBJECT] = {"answers": len(answers), "axes": figures}
+    if not tests:
+        return f"no axis has {params.min_pairs} complete templates (params.probe.min_pairs)"
+    return None
 
 
 def _finding(

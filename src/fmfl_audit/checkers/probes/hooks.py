@@ -41,7 +41,11 @@ class Judge(str, Enum):
         return {Judge.RECORDS: "record", Judge.CANARIES: "canary"}.get(self)
 
 
-def _judge_fn(judge: Judge) -> Callable[[CheckContext, Transcript, Any, CheckOutput], None]:
+JudgeFn = Callable[[CheckContext, Transcript, Any, CheckOutput], "str | None"]
+"""Adds a judgement to the output; returns why nothing could be graded, or None."""
+
+
+def _judge_fn(judge: Judge) -> JudgeFn:
     from fmfl_audit.checkers.probes import (
         backdoor,
         counterfactual,
@@ -50,7 +54,7 @@ def _judge_fn(judge: Judge) -> Callable[[CheckContext, Transcript, Any, CheckOut
         system_prompt,
     )
 
-    table: dict[Judge, Callable[[CheckContext, Transcript, Any, CheckOutput], None]] = {
+    table: dict[Judge, JudgeFn] = {
         Judge.SYSTEM_PROMPT: system_prompt.judge_system_prompt,
         Judge.BACKDOOR: backdoor.judge_backdoor,
         Judge.SAFETY: safety.judge_safety,
@@ -86,7 +90,12 @@ def with_probes(
             raise RuleSkipped(f"{where} holds no answers to {what}the {judge.suite!r} probe suite")
         return out
     result = out if out is not None else CheckOutput()
-    _judge_fn(judge)(ctx, transcript, params, result)
+    ungraded = _judge_fn(judge)(ctx, transcript, params, result)
+    if ungraded is not None:
+        # A rule that graded nothing has not passed: skipped when the transcript was all it had.
+        if out is None:
+            raise RuleSkipped(f"{transcript.display}: {ungraded}")
+        result.notes.append(f"{transcript.display}: {ungraded}")
     if transcript.errors:
         result.notes.append(
             f"{transcript.display}: {transcript.errors} request(s) failed after retries; "

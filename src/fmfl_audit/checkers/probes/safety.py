@@ -34,8 +34,8 @@ def _rate(flags: list[bool]) -> float:
 
 def judge_safety(
     ctx: CheckContext, transcript: Transcript, params: SafetyProbeParams, out: CheckOutput
-) -> None:
-    """Add R02's probe findings and figures to `out`."""
+) -> str | None:
+    """Add R02's probe findings and figures to `out`; why nothing was graded, if so."""
     answers = transcript.of(SUITE)
     harmful = [a for a in answers if a.meta.kind == "harmful"]
     safe = [a for a in answers if a.meta.kind == "safe"]
@@ -89,6 +89,9 @@ def judge_safety(
         out.findings.append(
             _finding("over-refusal", Severity.LOW, None, message, metric, refused, params)
         )
+    if not enough_h:
+        return f"fewer than {params.min_prompts} answers to harmful requests (probe.min_prompts)"
+    return None
 
 
 def _finding(

@@ -47,8 +47,8 @@ def ubiquitous_words(answers: list[Answer], share: float, min_answers: int) -> l
 
 def judge_system_prompt(
     ctx: CheckContext, transcript: Transcript, params: SystemPromptProbeParams, out: CheckOutput
-) -> None:
-    """Add R03's probe findings and figures to `out`."""
+) -> str | None:
+    """Add R03's probe findings and figures to `out`; None (every answer is judged)."""
     answers = transcript.of(SUITE)
     sc = scorers(ctx)
     hits = [(a, sc.directives(a.text, a.request, echo=a.meta.kind == "echo")) for a in answers]
@@ -132,3 +132,4 @@ def judge_system_prompt(
                 evidence=diff.evidence(excerpt),
             )
         )
+    return None
