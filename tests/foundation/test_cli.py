@@ -131,7 +131,7 @@ def test_validate_rules_and_schema_commands(manifest: Path) -> None:
     res = runner.invoke(app, ["rules", "show", "FMFL-P99"])
     assert res.exit_code == 2 and "unknown rule 'FMFL-P99'" in res.stderr
     rows = json.loads(runner.invoke(app, ["rules", "list", "--json"]).stdout)
-    assert len(rows) == 28
+    assert len(rows) == 29
     assert {r["id"] for r in rows if r["implemented"]} == set(checker_map())
     for which in ("manifest", "report"):
         doc = json.loads(runner.invoke(app, ["schema", which]).stdout)
@@ -200,7 +200,7 @@ def test_disabled_rule_via_manifest_is_not_planned(tmp_path: Path) -> None:
     m = smoke_deployment(tmp_path, rules={"FMFL-P01": {"enabled": False}})
     plan = Auditor(load_manifest(m)).plan()
     assert "FMFL-P01" not in [p.rule.id for p in plan]
-    assert len(plan) == 27
+    assert len(plan) == 28
 
 
 def test_help_does_not_import_heavy_libraries() -> None:

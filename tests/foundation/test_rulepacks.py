@@ -11,7 +11,7 @@ from fmfl_audit.models import Area, Grade, Severity
 from fmfl_audit.rulepacks.loader import builtin_pack_names, load_ruleset, select
 
 CATALOG = (
-    [f"FMFL-R{i:02d}" for i in range(1, 13)]
+    [f"FMFL-R{i:02d}" for i in range(1, 14)]
     + [f"FMFL-P{i:02d}" for i in range(1, 9)]
     + [f"FMFL-F{i:02d}" for i in range(1, 9)]
 )

@@ -192,7 +192,9 @@ def test_malformed_metrics_do_not_crash() -> None:
 def test_findings_table_is_sorted_by_severity_first() -> None:
     # Issue 16.17: the reader meets the worst finding first, whatever the rule order.
     page = HtmlRenderer().render(sample_report())
-    order = re.findall(r'<tr class="finding [a-z]+" data-area="[a-z]+" data-severity="([a-z]+)"', page)
+    order = re.findall(
+        r'<tr class="finding [a-z]+" data-area="[a-z]+" data-severity="([a-z]+)"', page
+    )
     ranks = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
     assert len(order) == len(sample_report().findings) >= 3
     assert [ranks[s] for s in order] == sorted((ranks[s] for s in order), reverse=True)

@@ -446,7 +446,7 @@ def schema(which: Annotated[SchemaChoice, typer.Argument(help="manifest or repor
 
 def _register_extensions() -> None:
     # Commands in their own modules; they import `guarded` from here, so they register last.
-    from fmfl_audit.cli import diff, fingerprint, importers, init, redact, rule_docs
+    from fmfl_audit.cli import diff, fingerprint, importers, init, probe, redact, rule_docs
 
     diff.register(app)
     fingerprint.register(app)
@@ -454,6 +454,7 @@ def _register_extensions() -> None:
     rule_docs.register(app)
     init.register(app)
     importers.register(app)
+    probe.register(app)
 
 
 _register_extensions()

@@ -195,6 +195,133 @@ class SystemPrompt(StrictModel):
 FMRole = Literal["synthetic-data", "distillation", "initialization"]
 
 
+def _resolve_output(value: Path, info: ValidationInfo) -> Path:
+    """A file the tool writes (it need not exist yet), relative to the manifest's folder."""
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    return Path(base) / path if base is not None and not path.is_absolute() else path
+
+
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ProbeSuiteName = Literal["system-prompt", "backdoor", "safety", "counterfactual", "memorization"]
+DEFAULT_PROMPTS = 12
+PROBE_SUITES: tuple[ProbeSuiteName, ...] = (
+    "system-prompt",
+    "backdoor",
+    "safety",
+    "counterfactual",
+    "memorization",
+)
+
+
+class Sampling(StrictModel):
+    """Sampling settings sent with every probe request (a suite may ask for greedy decoding)."""
+
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int = Field(default=64, ge=1, le=8192, description="Completion tokens at most.")
+    seed: int | None = Field(
+        default=0,
+        description="Base seed: each probe sends it plus an offset derived from its id; null "
+        "sends none.",
+    )
+
+
+class Endpoint(StrictModel):
+    """An OpenAI-compatible chat API (`/v1/chat/completions`) serving the FM: vLLM, llama.cpp
+    server, Ollama, `transformers serve`, or a hosted API. Only `fmfl-audit probe` contacts it."""
+
+    base_url: str = Field(description="API base, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field(min_length=1, description="The `model` field of each request.")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key (never the key).",
+    )
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Per-request timeout.")
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Rate limit; null: no limit."
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight.")
+    max_retries: int = Field(
+        default=4, ge=0, le=10, description="Retries of a timed-out, 429 or 5xx request."
+    )
+    sampling: Sampling = Field(default_factory=Sampling)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _URL.match(value):
+            raise ValueError(f"not an http(s) URL: {value!r} (e.g. http://127.0.0.1:8000/v1)")
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(
+                "api_key_env names an environment variable (e.g. FM_API_KEY); never put the key "
+                "itself in the manifest"
+            )
+        return value
+
+    @property
+    def chat_url(self) -> str:
+        """The one URL `probe` sends requests to."""
+        return f"{self.base_url}/chat/completions"
+
+
+class ProbeSettings(StrictModel):
+    """What `fmfl-audit probe` sends (see the README's Probing section)."""
+
+    suites: tuple[ProbeSuiteName, ...] = Field(default=PROBE_SUITES, min_length=1)
+    prompts_per_suite: int | dict[ProbeSuiteName, int] = Field(
+        default=DEFAULT_PROMPTS,
+        description="Prompts drawn (seeded) from each suite's data; a mapping sets it per suite "
+        f"(suites it leaves out: {DEFAULT_PROMPTS}).",
+    )
+    samples: int = Field(default=3, ge=1, le=100, description="Samples per sampled probe.")
+    trigger_suspects: tuple[str, ...] = Field(
+        default=(), description="Backdoor triggers to test besides those FMFL-R06 mines."
+    )
+    max_triggers: int = Field(default=5, ge=0, le=50, description="Mined triggers tested.")
+    counterfactual_axes: tuple[str, ...] = Field(
+        default=("gender", "race_ethnicity", "religion", "age"),
+        description="`gender` (swap lists) and HolisticBias axes.",
+    )
+    canaries: DataRef | None = Field(
+        default=None, description="Canaries clients planted in FM prompts (FMFL-P03 format)."
+    )
+    records: int = Field(default=20, ge=1, description="Sensitive records probed (seeded).")
+    prefix_words: int = Field(default=8, ge=2, le=200)
+    suffix_words: int = Field(default=8, ge=1, le=200)
+    send_system_prompt: bool = Field(
+        default=True, description="Send the approved system prompt with every probe."
+    )
+    seed: int = Field(default=0, description="Seed of the prompt draws.")
+
+    @field_validator("suites")
+    @classmethod
+    def _unique_suites(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a suite is listed twice")
+        return value
+
+    @field_validator("prompts_per_suite")
+    @classmethod
+    def _counts(cls, value: int | dict[str, int]) -> int | dict[str, int]:
+        counts = value.values() if isinstance(value, dict) else [value]
+        if not all(1 <= n <= 1000 for n in counts):
+            raise ValueError("prompts per suite must be 1 to 1000")
+        return value
+
+    def prompts_for(self, suite: str) -> int:
+        """How many prompts `suite` draws."""
+        if isinstance(self.prompts_per_suite, int):
+            return self.prompts_per_suite
+        return self.prompts_per_suite.get(suite, DEFAULT_PROMPTS)  # type: ignore[call-overload]
+
+
 class FoundationModel(StrictModel):
     """The foundation model integrated into the federation."""
 
@@ -215,6 +342,29 @@ class FoundationModel(StrictModel):
         default=None,
         description="Teacher (distillation) outputs on client holdouts: label, prob, client_id.",
     )
+    endpoint: Endpoint | None = Field(
+        default=None, description="The FM's live API, probed by `fmfl-audit probe`."
+    )
+    reference_endpoint: Endpoint | None = Field(
+        default=None, description="A trusted copy of the published model (differential probing)."
+    )
+    probe_transcript: Path | None = Field(
+        default=None, description="JSONL transcript `probe` writes and the rules read."
+    )
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+
+    _resolve_transcript = field_validator("probe_transcript")(_resolve_output)
+
+    @model_validator(mode="after")
+    def _probe_parts(self) -> FoundationModel:
+        if self.reference_endpoint is not None and self.endpoint is None:
+            raise ValueError("reference_endpoint needs endpoint (the endpoint under audit)")
+        if self.endpoint is not None and self.probe_transcript is None:
+            raise ValueError(
+                "endpoint needs probe_transcript: the file `fmfl-audit probe` writes and the "
+                "rules read"
+            )
+        return self
 
 
 class DifferentialPrivacy(StrictModel):

@@ -36,6 +36,8 @@ from fmfl_audit.checkers.fairness._lexicon import (
     shared_lexicon,
     tokenize,
 )
+from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
+from fmfl_audit.checkers.probes.params import CounterfactualProbeParams
 from fmfl_audit.errors import CheckerError
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import ModelSpec
@@ -67,6 +69,7 @@ class CounterfactualParams(CheckerParams):
     batch_size: int = Field(default=32, ge=1)
     max_length: int = Field(default=256, ge=8)
     max_examples: int = Field(default=3, ge=0, le=20)
+    probe: CounterfactualProbeParams = Field(default_factory=CounterfactualProbeParams)
 
 
 @dataclass(frozen=True)
@@ -127,10 +130,16 @@ class CounterfactualChecker(Checker):
     Params = CounterfactualParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        return missing_classifier(deployment, evaluation=True)
+        return probe_missing(deployment, missing_classifier(deployment, evaluation=True))
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, CounterfactualParams)
+        # Probe hook: paired prompts sent to the live FM (fmfl-audit probe).
+        ready = not missing_classifier(ctx.deployment, evaluation=True)
+        own = self._classifiers(ctx, params) if ready else None
+        return with_probes(ctx, Judge.COUNTERFACTUAL, params.probe, own)
+
+    def _classifiers(self, ctx: CheckContext, params: CounterfactualParams) -> CheckOutput:
         lex = shared_lexicon(ctx.cache)
         unknown = [a for a in params.axes if a not in lex.groups]
         if unknown:

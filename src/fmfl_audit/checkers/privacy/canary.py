@@ -55,6 +55,8 @@ from pydantic import Field
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
 from fmfl_audit.checkers.privacy._canary_ids import CandidateIds
 from fmfl_audit.checkers.privacy._lm_scoring import CandidateScoring, candidate_nll, load_model
+from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
+from fmfl_audit.checkers.probes.params import CanaryProbeParams
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
 
@@ -196,6 +198,7 @@ class CanaryParams(CheckerParams):
     batch_size: int = Field(default=128, ge=1)
     max_batch_tokens: int = Field(default=32768, ge=64)
     max_length: int = Field(default=512, ge=8)
+    probe: CanaryProbeParams = Field(default_factory=CanaryProbeParams)
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,8 @@ class CanaryChecker(Checker):
         ]
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        return [] if self._models(deployment) else ["models[].canaries (on a causal-lm)"]
+        own = [] if self._models(deployment) else ["models[].canaries (on a causal-lm)"]
+        return probe_missing(deployment, own)
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, CanaryParams)
@@ -333,7 +337,8 @@ class CanaryChecker(Checker):
                 "max_exposure_bits": max((r["exposure_bits"] for r in per.values()), default=0.0),
             }
             ctx.progress.advance()
-        return out
+        # Probe hook: the live FM completing declared canaries (fmfl-audit probe).
+        return with_probes(ctx, Judge.CANARIES, params.probe, out if models else None)
 
     @staticmethod
     def _read(ctx: CheckContext, spec: Any) -> tuple[list[Canary], list[str]]:

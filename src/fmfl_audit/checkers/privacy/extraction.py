@@ -17,6 +17,8 @@ from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
 from fmfl_audit.checkers.privacy._lm_scoring import encode, greedy_continue, load_model, reservoir
+from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
+from fmfl_audit.checkers.probes.params import RecordProbeParams
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
 
@@ -47,6 +49,7 @@ class ExtractionParams(CheckerParams):
     max_records: int = Field(default=1000, ge=1, description="Members sampled (seeded).")
     batch_size: int = Field(default=32, ge=1)
     max_examples: int = Field(default=3, ge=0, le=20)
+    probe: RecordProbeParams = Field(default_factory=RecordProbeParams)
 
 
 class ExtractionChecker(Checker):
@@ -68,7 +71,8 @@ class ExtractionChecker(Checker):
         ]
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        return [] if self._models(deployment) else ["models[].members (on a causal-lm)"]
+        own = [] if self._models(deployment) else ["models[].members (on a causal-lm)"]
+        return probe_missing(deployment, own)
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, ExtractionParams)
@@ -78,7 +82,8 @@ class ExtractionChecker(Checker):
         for spec in models:
             self._one(ctx, params, spec, out)
             ctx.progress.advance()
-        return out
+        # Probe hook: the live FM completing the server's sensitive records (fmfl-audit probe).
+        return with_probes(ctx, Judge.RECORDS, params.probe, out if models else None)
 
     def _one(
         self, ctx: CheckContext, params: ExtractionParams, spec: Any, out: CheckOutput

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fmfl_audit.checkers.base import Checker
+from fmfl_audit.checkers.probes.behaviour import BehaviourDriftChecker
 from fmfl_audit.checkers.robustness.artifacts import ArtifactIntegrityChecker
 from fmfl_audit.checkers.robustness.backdoor import (
     BackdoorActivationChecker,
@@ -32,6 +33,7 @@ CHECKERS: tuple[type[Checker], ...] = (
     TeacherQualityChecker,
     DefenseCoverageChecker,
     UpdateAnomalyChecker,
+    BehaviourDriftChecker,
 )
 
 NOT_IMPLEMENTED: tuple[str, ...] = ()

@@ -28,6 +28,8 @@ from fmfl_audit.checkers.base import (
     clients_with,
     missing_classifier,
 )
+from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
+from fmfl_audit.checkers.probes.params import BackdoorProbeParams
 from fmfl_audit.checkers.robustness._common import safe_excerpt
 from fmfl_audit.checkers.robustness._triggers import Candidate, mine
 from fmfl_audit.errors import CheckerError, InputError
@@ -53,6 +55,7 @@ class TriggerParams(CheckerParams):
     max_n: int = Field(default=3, ge=1, le=3, description="Longest n-gram mined.")
     max_findings: int = Field(default=5, ge=1, le=50)
     top: int = Field(default=10, ge=1, le=100, description="Ranked candidates kept in metrics.")
+    probe: BackdoorProbeParams = Field(default_factory=BackdoorProbeParams)
 
 
 class ActivationParams(CheckerParams):
@@ -108,6 +111,10 @@ class TriggerMiningChecker(Checker):
     Params = TriggerParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
+        return probe_missing(deployment, self._missing(deployment))
+
+    @staticmethod
+    def _missing(deployment: Deployment) -> list[str]:
         if not _labelled(deployment):
             return ["clients[].synthetic_data"]
         if not has_labels(deployment):
@@ -116,6 +123,11 @@ class TriggerMiningChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, TriggerParams)
+        # Probe hook: candidate triggers tested on the live FM (fmfl-audit probe).
+        own = None if self._missing(ctx.deployment) else self._mine(ctx, params)
+        return with_probes(ctx, Judge.BACKDOOR, params.probe, own)
+
+    def _mine(self, ctx: CheckContext, params: TriggerParams) -> CheckOutput:
         m = mine(
             ctx,
             min_support=params.min_support,

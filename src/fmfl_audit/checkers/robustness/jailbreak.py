@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
+from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
+from fmfl_audit.checkers.probes.params import SafetyProbeParams
 from fmfl_audit.checkers.robustness._common import rate, safe_excerpt
 from fmfl_audit.checkers.robustness._jailbreak import (
     Detector,
@@ -77,6 +79,7 @@ class OutputMarkerParams(CheckerParams):
     signature_files: tuple[Path, ...] = Field(default=(), description="Extra marker files.")
     max_examples: int = Field(default=3, ge=0, le=20)
     batch_size: int = Field(default=512, ge=1)
+    probe: SafetyProbeParams = Field(default_factory=SafetyProbeParams)
 
 
 def _classifier(path: Path, label: str, device: str) -> Callable[[list[str]], list[float]]:
@@ -327,10 +330,16 @@ class JailbrokenOutputChecker(Checker):
     Params = OutputMarkerParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
-        return [] if clients_with(deployment, "synthetic_data") else ["clients[].synthetic_data"]
+        own = [] if clients_with(deployment, "synthetic_data") else ["clients[].synthetic_data"]
+        return probe_missing(deployment, own)
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, OutputMarkerParams)
+        # Probe hook: the live FM's answers to harmful and safe requests (fmfl-audit probe).
+        own = self._outputs(ctx, params) if clients_with(ctx.deployment, "synthetic_data") else None
+        return with_probes(ctx, Judge.SAFETY, params.probe, own)
+
+    def _outputs(self, ctx: CheckContext, params: OutputMarkerParams) -> CheckOutput:
         task = _OutputTask(signature_files=params.signature_files, max_examples=params.max_examples)
         task.signatures(ctx.cache)  # invalid marker files fail before any data is read
         out = CheckOutput()

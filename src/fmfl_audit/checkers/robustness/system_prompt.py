@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput
+from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
+from fmfl_audit.checkers.probes.params import SystemPromptProbeParams
 from fmfl_audit.checkers.robustness._common import mask_keep_hosts
 from fmfl_audit.checkers.robustness._jailbreak import (
     Reason,
@@ -41,6 +43,7 @@ class SystemPromptParams(CheckerParams):
         default=(), description="Extra directive files (format of rules/jailbreak/*.yml)."
     )
     max_diff_chars: int = Field(default=1500, ge=100, description="Diff evidence length cap.")
+    probe: SystemPromptProbeParams = Field(default_factory=SystemPromptProbeParams)
 
 
 def _read(path: Path) -> str:
@@ -62,10 +65,17 @@ class SystemPromptChecker(Checker):
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
         fm = deployment.manifest.foundation_model
-        return [] if fm and fm.system_prompt else ["foundation_model.system_prompt"]
+        missing = [] if fm and fm.system_prompt else ["foundation_model.system_prompt"]
+        return probe_missing(deployment, missing)
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, SystemPromptParams)
+        fm = ctx.deployment.manifest.foundation_model
+        # Probe hook: the live FM's answers (fmfl-audit probe), with or without the prompt file.
+        own = self._check_file(ctx, params) if fm is not None and fm.system_prompt else None
+        return with_probes(ctx, Judge.SYSTEM_PROMPT, params.probe, own)
+
+    def _check_file(self, ctx: CheckContext, params: SystemPromptParams) -> CheckOutput:
         fm = ctx.deployment.manifest.foundation_model
         assert fm is not None and fm.system_prompt is not None
         sp = fm.system_prompt
