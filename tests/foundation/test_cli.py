@@ -234,3 +234,14 @@ def test_rule_skipped_at_run_time_is_skipped_not_errored(manifest: Path) -> None
     # Nothing ran: no grade (not an F), and no error reason.
     assert report.grade is None and report.score is None
     assert report.gate.reasons == ("no grade (no rule ran) where C is required",)
+
+
+@pytest.mark.parametrize("command", ["scan", "validate", "redact", "probe"])
+def test_help_shows_argument_help_once(command: str) -> None:
+    # typer < 0.21 (pinned by the flower extra) lost argument help on click >= 8.5 and printed
+    # `\[required]`; cli/_typer_compat.py restores both on every typer version.
+    res = runner.invoke(app, [command, "--help"])
+    assert res.exit_code == 0
+    assert res.stdout.count("Deployment manifest") == 1 or "MANIFEST" in res.stdout
+    assert "\\[" not in res.stdout
+    assert "Positional arguments" not in res.stdout

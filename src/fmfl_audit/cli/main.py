@@ -18,10 +18,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from fmfl_audit._version import __version__
+from fmfl_audit.cli._typer_compat import patch_argument_help
 from fmfl_audit.cli.outputs import parse_format, parse_targets
 from fmfl_audit.errors import FmflAuditError, UsageError
 
 EXIT_PASSED, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+patch_argument_help()
 
 app = typer.Typer(
     name="fmfl-audit",
