@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from fmfl_audit.engine.executors import Cache
 from fmfl_audit.models import AuditReport
 
@@ -116,13 +118,21 @@ class ReportScrubber:
             EXTRA_PATTERNS,
             SecretScanner,
         )
+        from fmfl_audit.errors import FmflAuditError
 
         clean = [printable(t) for t in texts]
         # File paths: a recognizer reads `dir/jane@example.org/x` as one odd address and lets it
         # pass; the same text with separators as spaces (same offsets) shows each component.
         split = [i for i, t in enumerate(clean) if "/" in t or "\\" in t]
         variants = clean + [_SEPARATORS.sub(" ", clean[i]) for i in split]
-        analyzer = shared_analyzer(self._cache, language="en", recognizers=())
+        try:
+            analyzer = shared_analyzer(self._cache, language="en", recognizers=())
+        except FmflAuditError:
+            # The configured spaCy model cannot be loaded (the PII rules say so): the report is
+            # still scrubbed, with the pattern recognizers.
+            analyzer = shared_analyzer(
+                self._cache, language="en", recognizers=(), spacy_model="blank"
+            )
         found = analyze_texts(
             analyzer,
             variants,
@@ -154,30 +164,43 @@ class ReportScrubber:
 
     def report(self, report: AuditReport) -> AuditReport:
         """`report` with every input-derived string scrubbed."""
-        data = report.model_dump(mode="python")
         strings: list[str] = []
-        _walk(data, strings.append)
+        _walk(report, strings.append)
         done = dict(zip(strings, self.texts(strings), strict=True))
-        return AuditReport.model_validate(_rebuild(data, done))
+        rebuilt: AuditReport = _rebuild(report, done)
+        return rebuilt
 
 
-def _walk(value: Any, visit: Any, key: str | None = None) -> None:
-    if isinstance(value, enum.Enum) or key in _ENGINE_KEYS:
+def _walk(value: Any, visit: Any) -> None:
+    """Visit every scrubbable string: field values of the report's models (not their names, nor
+    the engine's own fields), and the keys and values of free-form mappings (metrics)."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            if name not in _ENGINE_KEYS:
+                _walk(getattr(value, name), visit)
+    elif isinstance(value, enum.Enum):
         return
-    if isinstance(value, str):
+    elif isinstance(value, str):
         visit(value)
     elif isinstance(value, dict):
         for k, v in value.items():
             if isinstance(k, str):
                 visit(k)
-            _walk(v, visit, k if isinstance(k, str) else None)
+            _walk(v, visit)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            _walk(v, visit, key)
+            _walk(v, visit)
 
 
-def _rebuild(value: Any, done: dict[str, str], key: str | None = None) -> Any:
-    if isinstance(value, enum.Enum) or key in _ENGINE_KEYS:
+def _rebuild(value: Any, done: dict[str, str]) -> Any:
+    if isinstance(value, BaseModel):
+        update = {
+            name: _rebuild(getattr(value, name), done)
+            for name in type(value).model_fields
+            if name not in _ENGINE_KEYS
+        }
+        return value.model_copy(update=update)
+    if isinstance(value, enum.Enum):
         return value
     if isinstance(value, str):
         return done.get(value, value)
@@ -188,10 +211,10 @@ def _rebuild(value: Any, done: dict[str, str], key: str | None = None) -> Any:
             # Two keys that scrub to the same text keep both values apart.
             while new_key in out:
                 new_key = f"{new_key}'"
-            out[new_key] = _rebuild(v, done, k if isinstance(k, str) else None)
+            out[new_key] = _rebuild(v, done)
         return out
     if isinstance(value, (list, tuple)):
-        return type(value)(_rebuild(v, done, key) for v in value)
+        return type(value)(_rebuild(v, done) for v in value)
     return value
 
 

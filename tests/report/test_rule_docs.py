@@ -44,7 +44,7 @@ def test_committed_pages_are_current(tmp_path: Path) -> None:
 
 def test_one_page_per_default_rule_plus_index() -> None:
     ids = [r.id for r in load_ruleset(["default"]).rules]
-    assert len(ids) == 28
+    assert len(ids) == 29
     assert sorted(p.stem for p in DOCS.glob("FMFL-*.md")) == sorted(ids)
     index = (DOCS / "README.md").read_text(encoding="utf-8")
     for rule_id in ids:
@@ -121,7 +121,7 @@ def test_cli_writes_and_checks(tmp_path: Path) -> None:
     out = tmp_path / "docs"
     result = runner.invoke(app, ["rules", "docs", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "wrote 29 page(s)" in result.output
+    assert "wrote 30 page(s)" in result.output
     assert runner.invoke(app, ["rules", "docs", "--out", str(out), "--check"]).exit_code == 0
     (out / "FMFL-R09.md").write_text("stale\n", encoding="utf-8")
     result = runner.invoke(app, ["rules", "docs", "--out", str(out), "--check"])
