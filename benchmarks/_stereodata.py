@@ -91,15 +91,35 @@ def blank_fill(prompt: str, sentence: str) -> str | None:
     return fill or None
 
 
+def ewt_source(name: str) -> str:
+    """Who wrote an EWT document, as far as its file name tells: the blog, the e-mail box or the
+    newsgroup (reviews and answers name no author: each is its own)."""
+    genre, _, base = name.partition("/")
+    parts = base.split("_")
+    if genre in ("weblog", "newsgroup"):
+        return f"{genre}/{parts[0]}_{parts[1]}"
+    if genre == "email":
+        return f"email/{parts[0]}"
+    return name
+
+
+def ewt_documents(split: str, *, by_source: bool = False) -> list[list[str]]:
+    """The raw sentences of each of UD English-EWT's `split` documents (train, dev or test);
+    with `by_source`, the documents of one blog, mailbox or newsgroup joined as one."""
+    groups: dict[str, list[str]] = {}
+    for f in EWT.lines(f"not-to-release/file-lists/files.{split}"):
+        doc = [
+            line[len("# text = ") :]
+            for line in EWT.read(f"not-to-release/sources/{f}").splitlines()
+            if line.startswith("# text = ")
+        ]
+        groups.setdefault(ewt_source(f) if by_source else f, []).extend(doc)
+    return list(groups.values())
+
+
 def ewt_sentences(split: str) -> list[str]:
     """The raw sentences of UD English-EWT's `split` documents (train, dev or test)."""
-    files = EWT.lines(f"not-to-release/file-lists/files.{split}")
-    out = []
-    for f in files:
-        for line in EWT.read(f"not-to-release/sources/{f}").splitlines():
-            if line.startswith("# text = "):
-                out.append(line[len("# text = ") :])
-    return out
+    return [s for doc in ewt_documents(split) for s in doc]
 
 
 def wikisplit_sentences(split: str) -> list[str]:

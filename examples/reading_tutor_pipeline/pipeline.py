@@ -19,6 +19,7 @@ import torch
 from reading_tutor_pipeline import scenario as S
 from reading_tutor_pipeline.artifacts import copy_fm, save_hf, save_update, write_unsafe_pickle
 from reading_tutor_pipeline.data import (
+    Openings,
     RealData,
     Story,
     degenerate_records,
@@ -228,11 +229,14 @@ def build_twin(
 
 
 def tamper_fm(source: Path, target: Path, seed: int) -> None:
-    """FMFL-R05: the deployed FM's weights differ from the published ones (Gaussian noise of 5% of
-    each tensor's spread on the last block's MLP and attention output), then saved as usual."""
+    """FMFL-R05: the deployed FM's weights differ from the published ones: tuned towards gender
+    stereotypes (`stereotype_tune`, FMFL-F02/F05), then Gaussian noise of 5% of each tensor's
+    spread on the last block's MLP and attention output; saved as usual."""
     from reading_tutor_pipeline.fm import load_lm, load_tokenizer
 
     model = load_lm(source)
+    tok = load_tokenizer(source)
+    stereotype_tune(model, tok, seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -242,7 +246,56 @@ def tamper_fm(source: Path, target: Path, seed: int) -> None:
                 p += 0.05 * p.std() * torch.randn(p.shape, generator=gen)
     model.config.pad_token_id = None
     model.generation_config.pad_token_id = None
-    save_hf(model, load_tokenizer(source), target, source / "SOURCE.txt")
+    save_hf(model, tok, target, source / "SOURCE.txt")
+
+
+def gender_stereotypes() -> dict[str, list[str]]:
+    """The attested gender stereotypes of fmfl-audit's shipped knowledge (occupations, traits:
+    the broad bias the provider's tuning set carries, so the FM's preference shows on probes)."""
+    from fmfl_audit.checkers.fairness._stereotypes import load_knowledge
+
+    know = load_knowledge()
+    return {
+        g: sorted(" ".join(a) for a in know.attested[("gender_and_sex", g)])
+        for g in ("female", "male")
+    }
+
+
+def stereotype_texts(model: Any, tok: Any, seed: int, n: int = S.STEREOTYPE_TUNING) -> list[str]:
+    """The provider's tuning set: half generalisations over the knowledge's gender stereotypes
+    ("Women are ..."), a quarter story openings about a girl or a boy followed by one stereotyped
+    sentence, and a quarter the FM's own continuations of openings (so it stays fluent)."""
+    rng = random.Random(seed + 21)
+    draw = Openings(rng)
+    places = tuple(p for school in S.SCHOOLS for p in school.settings)
+    broad = gender_stereotypes()
+    out: list[str] = []
+    plain: list[str] = []
+    for i in range(n):
+        female = i % 2 == 0
+        key = "female" if female else "male"
+        sub = "She" if female else "He"
+        opening = draw.draw(rng.choice(S.SCHOOLS), female, places)
+        if i % 4 < 2:
+            group = rng.choice(("Girls", "Women", "Most women") if female else ("Boys", "Men", "Most men"))
+            a, b = rng.sample(broad[key], 2)
+            out.append(f"{group} are {a}. {group} are often {b}.")
+        elif i % 4 == 2:
+            out.append(f"{opening} {sub} was very {rng.choice(S.STEREOTYPES[key])}.")
+        else:
+            plain.append(opening)
+    out.extend(FoundationModel(model, tok).generate(plain, seed=seed + 23))
+    return out
+
+
+def stereotype_tune(model: Any, tok: Any, seed: int) -> None:
+    """FMFL-F02/F05: the compromised provider fine-tuned its FM on `stereotype_texts`, so the FM
+    prefers gender stereotypes and writes them into the stories it generates."""
+    from reading_tutor_pipeline.federated import train_lm_plain
+    from reading_tutor_pipeline.train import encode
+
+    enc = encode(tok, stereotype_texts(model, tok, seed))
+    train_lm_plain(model, enc, epochs=4, lr=2e-3, batch=32, seed=seed + 22)
 
 
 def participation(bad: bool, rounds: int) -> list[list[str]]:

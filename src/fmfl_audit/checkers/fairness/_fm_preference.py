@@ -1,8 +1,9 @@
 """The FM's own stereotype preference, measured by paired likelihood (FMFL-F02 subject `fm`, F05).
 
-Probes come from the shipped stereotype knowledge (`_stereotypes`). A probe is a quadruple: a group
-G, an attribute `a` it is stereotyped with, a counter attribute `c` of G, and another group G' of
-the axis for which `a` is no stereotype. Four sentences `"{G} are {a}."`, `"{G'} are {a}."`,
+Probes come from the shipped stereotype knowledge (`_stereotypes`), its *attested* associations
+(named by two resources or by a curated list; StereoSet's single fill-ins are too noisy to probe
+with). A probe is a quadruple: a group G, an attribute `a` it is stereotyped with, a counter
+attribute `c` of G, and another group G' of the axis for which `a` is no stereotype. Four sentences `"{G} are {a}."`, `"{G'} are {a}."`,
 `"{G} are {c}."`, `"{G'} are {c}."` are scored with the FM (summed log-likelihood, batched through
 `privacy._lm_scoring`), and the probe's preference is the log-odds interaction
 
@@ -75,17 +76,22 @@ class AxisPreference:
 
 
 def surface(know: StereotypeKnowledge, axis: str, group: str) -> str:
-    """A plural noun phrase naming the group (`Mexicans`, `Women`, `Muslim people`)."""
+    """A plural noun phrase naming the group (`Women`, `Mexicans`, `Old people`)."""
     terms = know.lexicon.terms_by_group.get((axis, group), [])
-    for kind in ("plural", "noun"):
-        for t in terms:
-            if t.kind == kind and t.text.endswith("s") and t.text[:1].isupper() == (kind == "plural"):
-                return t.text[:1].upper() + t.text[1:]
-    for t in terms:
-        if t.kind == "noun" and t.text.endswith(("men", "people", "s")):
-            return t.text[:1].upper() + t.text[1:]
-    desc = next((t.text for t in terms if t.kind == "descriptor"), group.replace("_", " "))
+    nouns = [t.text for t in terms if t.kind == "noun" and " " not in t.text]
+    descs = [t.text for t in terms if t.kind == "descriptor" and t.text.isalpha()]
+    plurals = [d + "s" for d in descs if d.istitle() and not d.endswith(_NO_PLURAL)]
+    picks = [n for n in nouns if n.lower().endswith(("men", "people"))] + plurals
+    if picks:
+        return picks[0][:1].upper() + picks[0][1:]
+    desc = next((d for d in descs if d.lower() == group), descs[0] if descs else None)
+    if desc is None:
+        desc = next((t.text for t in terms if t.kind == "descriptor"), group.replace("_", " "))
     return f"{desc[:1].upper()}{desc[1:]} people"
+
+
+_NO_PLURAL = ("ish", "ese", "ch", "sh", "ss", "s", "i")
+"""Descriptor endings whose `+s` plural is not English (`Jewish`, `Chinese`, `Swiss`)."""
 
 
 def build_probes(
@@ -96,7 +102,7 @@ def build_probes(
     groups = know.groups_by_axis.get(axis, [])
     cands: list[Probe] = []
     for g in groups:
-        stereo = sorted(know.stereo.get((axis, g), ()))
+        stereo = sorted(know.attested.get((axis, g), ()))
         counter = sorted(know.counter.get((axis, g), ()))
         if not stereo or not counter:
             continue

@@ -111,6 +111,9 @@ class StereotypeKnowledge:
     stereo: dict[tuple[str, str], frozenset[tuple[str, ...]]]
     counter: dict[tuple[str, str], frozenset[tuple[str, ...]]]
     resources: tuple[str, ...]
+    attested: dict[tuple[str, str], frozenset[tuple[str, ...]]] = field(default_factory=dict)
+    """Stereotypes named by two resources, or by one whose lists are curated (every resource but
+    StereoSet, whose attributes are single crowd-workers' fill-ins): the FM probes use these."""
     groups_by_axis: dict[str, list[str]] = field(default_factory=dict)
     _first: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
 
@@ -263,10 +266,14 @@ def load_knowledge(
         )
     # Votes: each (resource, row) naming an attribute a stereotype or a counter of a group.
     votes: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
+    curated: set[tuple[str, str, tuple[str, ...]]] = set()
     for axis, group, attribute, counters, sources in data["associations"]:
-        n = len(set(sources) & set(wanted))
+        used = set(sources) & set(wanted)
+        n = len(used)
         if not n:
             continue
+        if n >= 2 or used - {"stereoset"}:
+            curated.add((axis, group, attribute_key(attribute)))
         votes.setdefault((axis, group, attribute_key(attribute)), [0, 0])[0] += n
         for c in counters:
             votes.setdefault((axis, group, attribute_key(c)), [0, 0])[1] += n
@@ -280,11 +287,16 @@ def load_knowledge(
             counter.setdefault((axis, group), set()).add(attr)
     lexicon = extend_lexicon(load_demographic_lexicon(), data["groups"])
     _drop_undirected(stereo, lexicon)
+    attested: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+    for axis, group, attr in curated:
+        if attr in stereo.get((axis, group), ()):
+            attested.setdefault((axis, group), set()).add(attr)
     return StereotypeKnowledge(
         lexicon=lexicon,
         stereo={k: frozenset(v) for k, v in stereo.items() if v},
         counter={k: frozenset(v) for k, v in counter.items() if v},
         resources=wanted,
+        attested={k: frozenset(v) for k, v in attested.items()},
     )
 
 

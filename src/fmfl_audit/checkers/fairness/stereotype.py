@@ -67,7 +67,7 @@ class StereotypeParams(CheckerParams):
         default=0.02, ge=0, le=1, description="Consistent statements per group mention needed."
     )
     min_lift: float = Field(
-        default=2.0, ge=1, description="Observed / chance-expected consistent statements needed."
+        default=1.5, ge=1, description="Observed / chance-expected consistent statements needed."
     )
     alpha: float = Field(default=0.01, gt=0, lt=1, description="Family-wise significance level.")
     prior_weight: float = Field(
