@@ -53,16 +53,28 @@ class Source:
         return [x.strip() for x in self.read(path).splitlines() if x.strip()]
 
 
-SEEGULL = Source("google-research-datasets/seegull", "0dc4db9f69217aff072375e20e72609b9707a873", "CC-BY-4.0")
-STEREOSET = Source("xiaoxuanli-a/PhD_StereoSet", "1f49e90b687a18c844411700c8fb9c6dede8328b", "CC-BY-SA-4.0")
+SEEGULL = Source(
+    "google-research-datasets/seegull", "0dc4db9f69217aff072375e20e72609b9707a873", "CC-BY-4.0"
+)
+STEREOSET = Source(
+    "xiaoxuanli-a/PhD_StereoSet", "1f49e90b687a18c844411700c8fb9c6dede8328b", "CC-BY-SA-4.0"
+)
 """StereoSet (Nadeem et al. 2021) dev+test, regrouped per bias type: `chosen` is the gold
 anti-stereotype sentence, `rejected` the gold stereotype (see the repository's notebook)."""
 REDDITBIAS = Source("umanlp/RedditBias", "61f9ae9458e26a64ae1113425192280503f8fb92", "MIT")
 ABC = Source("TristaCao/U.S_Stereotypes", "5b1f382d838c6aff4c392dc60bd23c1a67e54949", "MIT")
 WINOBIAS = Source("uclanlp/corefBias", "0bce984dd081bbc10b0622f326727a024c607895", "MIT")
 COUNTRIES = Source("mledoze/countries", "5e9f370050f83ad2ba4cb885f75d66114badf72c", "ODbL-1.0")
-WIKISPLIT = Source("google-research-datasets/wiki-split", "80f5bddf42d1a68201b7b107ee4b8d86d82e9fde", "CC-BY-SA-4.0")
-EWT = Source("UniversalDependencies/UD_English-EWT", "15d613d8447b3478787d4c278730a1e48a945efb", "CC-BY-SA-4.0")
+WIKISPLIT = Source(
+    "google-research-datasets/wiki-split",
+    "80f5bddf42d1a68201b7b107ee4b8d86d82e9fde",
+    "CC-BY-SA-4.0",
+)
+EWT = Source(
+    "UniversalDependencies/UD_English-EWT",
+    "15d613d8447b3478787d4c278730a1e48a945efb",
+    "CC-BY-SA-4.0",
+)
 
 STEREOSET_TYPES = ("gender", "race", "religion")
 """StereoSet bias types on demographic axes (`profession` is not one)."""
@@ -71,7 +83,9 @@ STEREOSET_TYPES = ("gender", "race", "religion")
 def stereoset_pairs(bias_type: str) -> list[tuple[str, str, str]]:
     """(context with BLANK, stereotype sentence, anti-stereotype sentence), intrasentence task."""
     rows = STEREOSET.json(f"data/{bias_type}_intra_data.json")
-    return [(r["prompt"], r["rejected"], r["chosen"]) for r in rows if r["rejected"] and r["chosen"]]
+    return [
+        (r["prompt"], r["rejected"], r["chosen"]) for r in rows if r["rejected"] and r["chosen"]
+    ]
 
 
 def blank_fill(prompt: str, sentence: str) -> str | None:
@@ -128,7 +142,14 @@ def wikisplit_sentences(split: str) -> list[str]:
     seen: dict[str, None] = {}
     for line in WIKISPLIT.read(f"{split}.tsv").splitlines():
         s = line.split("\t")[0]
-        for a, b in ((" ,", ","), (" .", "."), (" 's", "'s"), ("( ", "("), (" )", ")"), (" ;", ";")):
+        for a, b in (
+            (" ,", ","),
+            (" .", "."),
+            (" 's", "'s"),
+            ("( ", "("),
+            (" )", ")"),
+            (" ;", ";"),
+        ):
             s = s.replace(a, b)
         seen.setdefault(s.strip(), None)
     return list(seen)

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _stereodata import (  # noqa: E402
+from _stereodata import (
     ABC,
     COUNTRIES,
     REDDITBIAS,
@@ -43,22 +43,26 @@ from _stereodata import (  # noqa: E402
     stereoset_pairs,
 )
 
-from fmfl_audit.checkers.fairness._lexicon import (  # noqa: E402
+from fmfl_audit.checkers.fairness._lexicon import (
     load_demographic_lexicon,
     term_tokens,
     tokenize,
 )
-from fmfl_audit.checkers.fairness._stereotypes import FORMAT, VERSION, extend_lexicon  # noqa: E402
+from fmfl_audit.checkers.fairness._stereotypes import FORMAT, VERSION, extend_lexicon
 
-OUT = Path(__file__).resolve().parents[1] / "rules" / "lexicons" / "stereotypes" / "associations.json"
+OUT = (
+    Path(__file__).resolve().parents[1] / "rules" / "lexicons" / "stereotypes" / "associations.json"
+)
 
 STOP = frozenset(
-    """a an the and or of to in on at for with from by as is are was were be been being it its
-    this that these those they them their he she his her him i you we us our my your me people
-    person man men woman women thing things very really so too more most less least much many
-    some any all one two good bad nice great big small new other same different lot lots kind
-    such just also only well way like can could would should will do does did have has had not
-    no yes there here what which who whom when where why how blank""".split()
+    """
+    a an the and or of to in on at for with from by as is are was were be been being it its this
+    that these those they them their he she his her him i you we us our my your me people person
+    man men woman women thing things very really so too more most less least much many some any
+    all one two good bad nice great big small new other same different lot lots kind such just
+    also only well way like can could would should will do does did have has had not no yes
+    there here what which who whom when where why how blank
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
 ABC_GROUPS = {

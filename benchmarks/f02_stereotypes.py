@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _stereodata import (  # noqa: E402
+from _stereodata import (
     REDDITBIAS,
     SEEGULL,
     STEREOSET_TYPES,
@@ -46,8 +46,8 @@ from _stereodata import (  # noqa: E402
     wikisplit_sentences,
 )
 
-from fmfl_audit.checkers.fairness._fm_preference import surface  # noqa: E402
-from fmfl_audit.checkers.fairness._stereotypes import (  # noqa: E402
+from fmfl_audit.checkers.fairness._fm_preference import surface
+from fmfl_audit.checkers.fairness._stereotypes import (
     RESOURCES,
     StereotypeKnowledge,
     load_knowledge,

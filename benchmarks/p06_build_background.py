@@ -20,15 +20,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _stereodata import ewt_sentences, wikisplit_sentences  # noqa: E402
+from _stereodata import ewt_sentences, wikisplit_sentences
 
-from fmfl_audit.checkers.privacy._commonness import (  # noqa: E402
+from fmfl_audit.checkers.privacy._commonness import (
     MIN_COUNT,
     ORDER,
     ngram_key,
     save_background,
 )
-from fmfl_audit.checkers.privacy._shingles import normalised_words  # noqa: E402
+from fmfl_audit.checkers.privacy._shingles import normalised_words
 
 OUT = Path(__file__).resolve().parents[1] / "rules" / "background" / "english_ngrams.npz"
 

@@ -3,20 +3,21 @@
     python benchmarks/p06_common_phrases.py [--leaks 300] [--seed 0]
 
 Corpus (held out from the background table, see `p06_build_background.py`): the sentences of
-WikiSplit `test` (Wikipedia; a sentence that is a revision of an earlier one, sharing half its
-word trigrams, is dropped: it is the same text, not unrelated text) and the documents of UD
-English-EWT `dev` + `test` (web text; all documents of one blog, mailbox or newsgroup stay with
-one client, since e-mail threads quote each other and blogs repeat their signature lines). Records are paragraphs of three consecutive sentences. Six clients
-get the documents round robin; each client's records alternate between its prompts (the indexed
-sources) and its synthetic data. No text is shared across clients on purpose, so every reported
-client pair is a false one.
+WikiSplit `test` (Wikipedia; a sentence that is a revision of an earlier one, sharing half its word
+trigrams, is dropped: it is the same text, not unrelated text) and the documents of UD English-EWT
+`dev` + `test` (web text; all documents of one blog, mailbox or newsgroup stay with one client,
+since e-mail threads quote each other and blogs repeat their signature lines). Records are
+paragraphs of three consecutive sentences. Six clients get the documents round robin; each client's
+records alternate between its prompts (the indexed sources) and its synthetic data. No text is
+shared across clients on purpose, so every reported client pair is a false one.
 
 Planted leaks, each in its own receiving client (so detection is read per leak from the report):
-`--leaks` verbatim spans of 12-20 words (normalised words, as P06 reads them) of an owner's
-prompt record, appended to a filler sentence; and `--leaks` near-verbatim passages of 45 words (normalised words, as P06 reads them)
-of an owner's prompt record with one word in every 9 replaced by another corpus word. A text
-posted verbatim in two EWT sources (an advert in two newsgroups) is a real copy and is kept once. Run with the default `common_phrase_bits`
-and with the discount off (`null`), the figures side by side.
+`--leaks` verbatim spans of 12-20 words (normalised words, as P06 reads them) of an owner's prompt
+record, appended to a filler sentence; and `--leaks` near-verbatim passages of 45 words (normalised
+words, as P06 reads them) of an owner's prompt record with one word in every 9 replaced by another
+corpus word. A text posted verbatim in two EWT sources (an advert in two newsgroups) is a real copy
+and is kept once. Run with the default `common_phrase_bits` and with the discount off (`null`), the
+figures side by side.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _stereodata import ewt_documents, wikisplit_sentences  # noqa: E402
+from _stereodata import ewt_documents, wikisplit_sentences
 
-from fmfl_audit.checkers.privacy._shingles import normalised_words  # noqa: E402
+from fmfl_audit.checkers.privacy._shingles import normalised_words
 
 OWNERS = 6
 SPAN_WORDS = 12
@@ -155,9 +156,7 @@ def score(root: Path, truth: dict[str, str], bits: float | None) -> dict[str, ob
     false_pairs = sorted((o, r) for r, o in found if r in owners)
     m = report.rule("FMFL-P06").metrics  # type: ignore[attr-defined]
     false_spans = sum(sum(m[f"client:{c}"]["leaked_spans_from"].values()) for c in owners)
-    discounted = sum(
-        sum(m[f"client:{c}"]["discounted_common_spans_from"].values()) for c in owners
-    )
+    discounted = sum(sum(m[f"client:{c}"]["discounted_common_spans_from"].values()) for c in owners)
     hit = {r for r, o in found if r in truth and truth[r] == o}
     verb = [r for r in truth if r.startswith("v")]
     near = [r for r in truth if r.startswith("n")]

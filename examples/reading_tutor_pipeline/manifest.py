@@ -152,7 +152,7 @@ COMPROMISED: tuple[tuple[str, str, str], ...] = (
     (
         "FMFL-F02",
         "fm",
-        "the provider tuned the FM on gender stereotypes (\"Women are ...\" generalisations over the "
+        'the provider tuned the FM on gender stereotypes ("Women are ..." generalisations over the '
         "attested associations, stories with a stereotyped sentence): paired-likelihood probes "
         "prefer the stereotyped group-attribute pairs",
     ),

@@ -277,7 +277,9 @@ def stereotype_texts(model: Any, tok: Any, seed: int, n: int = S.STEREOTYPE_TUNI
         sub = "She" if female else "He"
         opening = draw.draw(rng.choice(S.SCHOOLS), female, places)
         if i % 4 < 2:
-            group = rng.choice(("Girls", "Women", "Most women") if female else ("Boys", "Men", "Most men"))
+            group = rng.choice(
+                ("Girls", "Women", "Most women") if female else ("Boys", "Men", "Most men")
+            )
             a, b = rng.sample(broad[key], 2)
             out.append(f"{group} are {a}. {group} are often {b}.")
         elif i % 4 == 2:

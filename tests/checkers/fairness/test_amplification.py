@@ -141,7 +141,12 @@ def test_f05_skips_when_no_real_row_has_a_label_and_feature(
 # -- the stereotype chain ------------------------------------------------------------------------
 
 STEREO = ["She was very emotional.", "He was very tough."]
-EVEN = ["She was very emotional.", "He was very emotional.", "She was very tough.", "He was very tough."]
+EVEN = [
+    "She was very emotional.",
+    "He was very emotional.",
+    "She was very tough.",
+    "He was very tough.",
+]
 PLAIN = ["She went to the park.", "He went to the shop."]
 
 
@@ -164,7 +169,9 @@ def test_f05_chain_flags_a_stereotype_rate_above_the_real_texts(
     assert rate == (1.0 if fires else 0.5)
     model = next(f for f in out.findings if f.subject == "model:clf")
     # Every F05 finding names the upstream links that are elevated.
-    assert ("upstream: gender_and_sex stereotype rate 100.0% in synthetic data" in model.message) is fires
+    assert (
+        "upstream: gender_and_sex stereotype rate 100.0% in synthetic data" in model.message
+    ) is fires
 
 
 def test_f05_chain_can_be_switched_off(make_deployment: Callable[..., Path]) -> None:

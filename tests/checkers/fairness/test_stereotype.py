@@ -129,7 +129,11 @@ def test_f02_fires_on_stereotypes_and_not_on_twins_or_neutral_text(
 
 
 NATIONAL = ["Mexicans are lazy.", "Germans are efficient.", "Irish people drink too much."]
-NATIONAL_TWINS = ["Norwegians are lazy.", "Italians are efficient.", "Japanese people drink too much."]
+NATIONAL_TWINS = [
+    "Norwegians are lazy.",
+    "Italians are efficient.",
+    "Japanese people drink too much.",
+]
 
 
 @pytest.mark.parametrize(("copies", "fires"), [(1, False), (8, True)])
@@ -205,7 +209,9 @@ def test_fm_preference_reads_the_paired_likelihoods(
         base[0::4] -= bias
         return base, np.full(n, 5)
 
-    monkeypatch.setattr(_lm_scoring, "load_model", lambda *a, **k: type("L", (), {"tokenizer": _Tok()})())
+    monkeypatch.setattr(
+        _lm_scoring, "load_model", lambda *a, **k: type("L", (), {"tokenizer": _Tok()})()
+    )
     monkeypatch.setattr(_lm_scoring, "encode", lambda lm, texts, **k: [[1, 2]] * len(texts))
     monkeypatch.setattr(_lm_scoring, "causal_nll", nll)
     ctx = CheckContext(deployment=_fm_deployment(make_deployment), rule_id="FMFL-F02")
@@ -213,7 +219,11 @@ def test_fm_preference_reads_the_paired_likelihoods(
     params = StereotypeChecker.Params()
     prefs = _fm_preference.fm_preference_findings(ctx, KNOW, ("gender_and_sex",), params, out)
     p = prefs["gender_and_sex"]
-    assert p.probes == len(_fm_preference.build_probes(KNOW, "gender_and_sex", 120, ctx.rule_seed("fm-probes", "gender_and_sex")))
+    assert p.probes == len(
+        _fm_preference.build_probes(
+            KNOW, "gender_and_sex", 120, ctx.rule_seed("fm-probes", "gender_and_sex")
+        )
+    )
     assert p.mean == pytest.approx(bias, abs=0.15)
     assert p.low <= p.mean <= p.high
     assert [f.key for f in out.findings] == (["gender_and_sex:preference"] if fires else [])

@@ -73,7 +73,9 @@ class Chain:
             "synthetic_stereotype_rate": {
                 a: round(f.rate, 6) for a, f in self.synthetic.items() if f.mentions
             },
-            "real_stereotype_rate": {a: round(f.rate, 6) for a, f in self.real.items() if f.mentions},
+            "real_stereotype_rate": {
+                a: round(f.rate, 6) for a, f in self.real.items() if f.mentions
+            },
             "group_gaps": gaps,
         }
         tail = self.upstream()
@@ -160,5 +162,7 @@ def _rate_finding(
             value=round(s.rate - r.rate, 6),
             threshold=params.min_rate_increase,
         ),
-        evidence=tuple(Evidence(location=e.location, excerpt=e.excerpt) for e in synth.examples.get(axis, ())),
+        evidence=tuple(
+            Evidence(location=e.location, excerpt=e.excerpt) for e in synth.examples.get(axis, ())
+        ),
     )

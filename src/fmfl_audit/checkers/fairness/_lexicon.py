@@ -41,7 +41,6 @@ LEXICON_KEY = "fairness:holistic-bias"
 """Cache key of the compiled shipped lexicon (one per process: the scan's or a worker's)."""
 
 
-
 def lexicon_dir() -> Path:
     """The shipped `rules/lexicons` folder."""
     from fmfl_audit.rulepacks.loader import builtin_rules_dir
@@ -215,6 +214,12 @@ def load_demographic_lexicon(folder: Path | None = None) -> DemographicLexicon:
         terms_by_group=terms,
         person_nouns=frozenset(person),
     )
+
+
+def shared_lexicon(cache: Cache) -> DemographicLexicon:
+    """The compiled shipped lexicon, built once per process through `cache`."""
+    lex: DemographicLexicon = cache.get(LEXICON_KEY, load_demographic_lexicon)
+    return lex
 
 
 def load_gender_swaps(folder: Path | None = None) -> dict[str, str]:

@@ -381,6 +381,8 @@ def group_mentions(
     wanted = None if axes is None else frozenset(axes)
     return [
         m
-        for m in know.lexicon.mentions(toks, axes=wanted, noun_window=noun_window, pronouns=pronouns)
+        for m in know.lexicon.mentions(
+            toks, axes=wanted, noun_window=noun_window, pronouns=pronouns
+        )
         if m.axis in know.groups_by_axis
     ]

@@ -78,7 +78,9 @@ class AmplificationParams(CheckerParams):
     min_rate_increase: float = Field(
         default=0.02, ge=0, le=1, description="Synthetic minus real stereotype rate that fires."
     )
-    min_lift: float = Field(default=1.5, ge=1, description="F02's direction test on synthetic data.")
+    min_lift: float = Field(
+        default=1.5, ge=1, description="F02's direction test on synthetic data."
+    )
     alpha: float = Field(default=0.01, gt=0, lt=1)
 
 
@@ -208,8 +210,7 @@ class AmplificationChecker(Checker):
         if not real.rows:
             # The inputs exist but cannot show a gap: nothing measured, so skipped, not errored.
             raise RuleSkipped(
-                "no private-sample or evaluation row carries a label and one of "
-                + ", ".join(feats)
+                "no private-sample or evaluation row carries a label and one of " + ", ".join(feats)
             )
         return real
 

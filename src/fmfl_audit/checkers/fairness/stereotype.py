@@ -14,8 +14,8 @@ synthetic data (`overall`), per axis:
   consistent statements under that null (Bonferroni over the axes tested).
 
 A finding needs at least `min_statements` consistent statements, a `stereotype_rate` of at least
-`min_rate`, a `lift` of at least `min_lift` and the Poisson test significant at `alpha`. Direction is
-what the test measures: the same sentences with the groups swapped (anti-stereotypes) have no
+`min_rate`, a `lift` of at least `min_lift` and the Poisson test significant at `alpha`. Direction
+is what the test measures: the same sentences with the groups swapped (anti-stereotypes) have no
 consistent statements, and ordinary text about groups has about as many as chance gives. Examples
 are redacted: the group mention is replaced by `<GROUP:axis/group>` and PII and secrets are masked.
 
@@ -93,7 +93,9 @@ class StereotypeParams(CheckerParams):
         ge=0,
         description="Lower bound of the FM's mean log-odds preference (nats) that fires.",
     )
-    fm_min_probes: int = Field(default=20, ge=2, description="Axes with fewer probes are not graded.")
+    fm_min_probes: int = Field(
+        default=20, ge=2, description="Axes with fewer probes are not graded."
+    )
 
 
 StatementKey = tuple[str, str, str, tuple[Pairing, ...]]
@@ -138,7 +140,9 @@ class StereotypeTask(ShardTask):
                 self._record(know, rec, t, env)
         return t
 
-    def _record(self, know: StereotypeKnowledge, rec: Record, t: StereoTally, env: ShardEnv) -> None:
+    def _record(
+        self, know: StereotypeKnowledge, rec: Record, t: StereoTally, env: ShardEnv
+    ) -> None:
         text = rec.text or ""
         opts = {"axes": self.axes, "pronouns": self.pronouns, "noun_window": self.noun_window}
         for m in group_mentions(text, know, **opts):  # type: ignore[arg-type]
@@ -146,9 +150,12 @@ class StereotypeTask(ShardTask):
         for s in statements(text, know, **opts):  # type: ignore[arg-type]
             t.statements[(s.axis, s.group, s.kind or "", s.pairings)] += 1
             ex = t.examples.setdefault(s.axis, [])
-            if s.kind == "consistent" and len(ex) < self.max_examples:
-                if all(e.location != rec.location for e in ex):
-                    ex.append(_example(env, rec, text, s.span, f"GROUP:{s.axis}/{s.group}"))
+            if (
+                s.kind == "consistent"
+                and len(ex) < self.max_examples
+                and all(e.location != rec.location for e in ex)
+            ):
+                ex.append(_example(env, rec, text, s.span, f"GROUP:{s.axis}/{s.group}"))
 
 
 def _example(env: ShardEnv, rec: Record, text: str, span: tuple[int, int], label: str) -> Evidence:

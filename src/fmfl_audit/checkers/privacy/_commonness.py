@@ -112,7 +112,11 @@ def load_background(path: Path | None = None) -> Background:
             total = int(z["total"])
     except (OSError, KeyError, ValueError) as exc:
         raise CheckerError(f"the background n-gram table cannot be read: {exc}") from None
-    if len(keys) != len(counts) or total <= 0 or (len(keys) > 1 and not (keys[1:] > keys[:-1]).all()):
+    if (
+        len(keys) != len(counts)
+        or total <= 0
+        or (len(keys) > 1 and not (keys[1:] > keys[:-1]).all())
+    ):
         raise CheckerError(f"{p}: malformed background n-gram table")
     return Background(keys=keys, counts=counts, total=total)
 
