@@ -117,17 +117,18 @@ def ewt_source(name: str) -> str:
     return name
 
 
-def ewt_documents(split: str, *, by_source: bool = False) -> list[list[str]]:
-    """The raw sentences of each of UD English-EWT's `split` documents (train, dev or test);
-    with `by_source`, the documents of one blog, mailbox or newsgroup joined as one."""
+def ewt_documents(*splits: str, by_source: bool = False) -> list[list[str]]:
+    """The raw sentences of each document of UD English-EWT's `splits` (train, dev, test); with
+    `by_source`, the documents of one blog, mailbox or newsgroup joined as one."""
     groups: dict[str, list[str]] = {}
-    for f in EWT.lines(f"not-to-release/file-lists/files.{split}"):
-        doc = [
-            line[len("# text = ") :]
-            for line in EWT.read(f"not-to-release/sources/{f}").splitlines()
-            if line.startswith("# text = ")
-        ]
-        groups.setdefault(ewt_source(f) if by_source else f, []).extend(doc)
+    for split in splits:
+        for f in EWT.lines(f"not-to-release/file-lists/files.{split}"):
+            doc = [
+                line[len("# text = ") :]
+                for line in EWT.read(f"not-to-release/sources/{f}").splitlines()
+                if line.startswith("# text = ")
+            ]
+            groups.setdefault(ewt_source(f) if by_source else f, []).extend(doc)
     return list(groups.values())
 
 

@@ -18,7 +18,11 @@ Resources (pinned in `_stereodata.py`) and how each becomes (axis, group, attrib
 - WinoBias (MIT): female / male occupations for the two gender groups, each the other's counter.
 
 Attributes are lower-cased phrases of at most three words; a small stoplist drops words that say
-nothing about a group. Groups not in HolisticBias get their own terms (`groups` section).
+nothing about a group. A StereoSet attribute no other resource names is dropped when it is one
+everyday word (at least `EVERYDAY` occurrences in FMFL-P06's background table, about 1 in 12,000
+words of general English: `take`, `home`, `car`, `college`): a single crowd-worker's fill-in that
+common is too ambiguous to count as a stereotype. Groups not in HolisticBias get their own terms
+(`groups` section).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from fmfl_audit.checkers.fairness._stereotypes import FORMAT, VERSION, extend_le
 OUT = (
     Path(__file__).resolve().parents[1] / "rules" / "lexicons" / "stereotypes" / "associations.json"
 )
+EVERYDAY = 40
+"""Background-table count from which a StereoSet-only single-word attribute is an everyday word."""
 
 STOP = frozenset(
     """
@@ -260,9 +266,17 @@ class Builder:
             self.add("gender_and_sex", "male", job, fem, "winobias")
 
     def result(self) -> dict[str, object]:
+        from fmfl_audit.checkers.privacy._commonness import load_background
+
+        bg = load_background()
         rows = [
             [axis, group, attr, sorted(cell["counters"]), sorted(cell["sources"])]
             for (axis, group, attr), cell in sorted(self.assoc.items())
+            if not (
+                cell["sources"] == {"stereoset"}
+                and " " not in attr
+                and bg.count((attr,)) >= EVERYDAY
+            )
         ]
         used = {(r[0], r[1]) for r in rows}
         groups = {

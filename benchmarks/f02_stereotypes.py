@@ -9,7 +9,7 @@ Test sets (pinned snapshots, `_stereodata.py`):
 - `redditbias`: the Reddit phrases RedditBias annotators marked biased, against Black people,
   Jews, Muslims, women and LGBTQ people (real social-media text, MIT);
 - `seegull`: SeeGULL's majority-vote stereotypes as plain statements (`"{Group} are
-  {attribute}."`; SeeGULL ships no sentences);
+  {attribute}."`, the group named as the FM probes name it; SeeGULL ships no sentences);
 - twins: each stereotype sentence with its group mention swapped for another group of the same
   axis for which none of the sentence's attributes is a stereotype (RedditBias's own
   counter-target phrases for `redditbias`: Christians for Muslims, white people for Black
@@ -69,20 +69,24 @@ def reddit_phrases(folder: str, name: str) -> list[str]:
 
 
 def seegull_statements(full: StereotypeKnowledge) -> list[str]:
+    """SeeGULL's majority-vote stereotypes as `"{Group} are {attribute}."`, the group named as the
+    FM probes name it (`Mexicans`, `Chinese people`)."""
     from _stereodata import COUNTRIES
 
-    demonym: dict[str, str] = {}
+    group_of: dict[str, str] = {}
     for c in COUNTRIES.json("countries.json"):
         for v in c.get("demonyms", {}).get("eng", {}).values():
             if v:
-                demonym.setdefault(v.lower(), v)
+                toks = v.lower().split()
+                for m in full.lexicon.mentions(toks + ["people"], axes=("nationality",)):
+                    group_of.setdefault(v.lower(), m.group)
     out = []
     for row in SEEGULL.csv("dataset/stereotypes_global_v2.csv"):
         if max(int(row["region_stereo"] or 0), int(row["NA_stereo"] or 0)) < 2:
             continue
-        ident = demonym.get(row["identity"].strip().lower(), row["identity"].strip())
-        plural = ident if ident.endswith(("s", "ese", "sh", "ch")) else ident + "s"
-        out.append(f"{plural} are {row['attribute'].strip()}.")
+        group = group_of.get(row["identity"].strip().lower())
+        if group is not None:
+            out.append(f"{surface(full, 'nationality', group)} are {row['attribute'].strip()}.")
     return out
 
 
@@ -116,7 +120,7 @@ def sentence_rates(know: StereotypeKnowledge, texts: list[str]) -> tuple[float, 
         found = statements(t, know)
         ok = any(s.kind == "consistent" for s in found)
         hits += ok
-        axis = found[0].axis if found else "(no group found)"
+        axis = found[0].axis if found else "(no statement)"
         per[axis][0] += ok
         per[axis][1] += 1
     return hits / max(1, len(texts)), {a: f"{h}/{n}" for a, (h, n) in sorted(per.items())}
@@ -145,7 +149,7 @@ def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> di
         rep = Auditor(load_manifest(root / "manifest.yaml"), only=("FMFL-F02",)).run()
     fired: dict[str, list[str]] = defaultdict(list)
     for f in rep.findings:
-        fired[f.subject.split(":", 1)[-1]].append(f.key.split(":")[0])
+        fired[f.subject.split(":", 1)[-1]].append(f.message.split(":")[0])
     return {name: ",".join(sorted(fired[name])) or "quiet" for name in dumps}
 
 

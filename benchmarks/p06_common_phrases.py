@@ -64,7 +64,7 @@ def corpus() -> list[list[str]]:
     # A text posted verbatim in two sources (an advert in two newsgroups) is a real copy, not a
     # coincidence: keep the first source only.
     posted: set[str] = set()
-    for d in ewt_documents("dev", by_source=True) + ewt_documents("test", by_source=True):
+    for d in ewt_documents("dev", "test", by_source=True):
         w = normalised_words(" ".join(d))
         grams = {" ".join(w[i : i + 16]) for i in range(len(w) - 15)}
         if not d or grams & posted:

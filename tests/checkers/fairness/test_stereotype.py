@@ -125,7 +125,7 @@ def test_f02_fires_on_stereotypes_and_not_on_twins_or_neutral_text(
     assert all(v["consistent"] == 0 for v in neutral.values() if isinstance(v, dict))
     f = next(f for f in out.findings if f.subject == "client:stereo")
     assert f.metric is not None and f.metric.name == "stereotype_rate"
-    assert f.metric.threshold == 0.02
+    assert f.metric.threshold == 0.08
 
 
 NATIONAL = ["Mexicans are lazy.", "Germans are efficient.", "Irish people drink too much."]

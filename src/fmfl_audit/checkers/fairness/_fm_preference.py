@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fmfl_audit.checkers.base import CheckContext, CheckOutput
@@ -82,7 +83,8 @@ def surface(know: StereotypeKnowledge, axis: str, group: str) -> str:
     nouns = [t.text for t in terms if t.kind == "noun" and " " not in t.text]
     descs = [t.text for t in terms if t.kind == "descriptor" and t.text.isalpha()]
     plurals = [d + "s" for d in descs if d.istitle() and not d.endswith(_NO_PLURAL)]
-    picks = [n for n in nouns if n.lower().endswith(("men", "people"))] + plurals
+    person = know.lexicon.person_nouns
+    picks = [n for n in nouns if n.lower() in person and n.lower().endswith("men")] + plurals
     if picks:
         return picks[0][:1].upper() + picks[0][1:]
     desc = next((d for d in descs if d.lower() == group), descs[0] if descs else None)
@@ -136,33 +138,32 @@ def measure(
     """The FM's preference per axis (axes without probes left out); cached for the scan."""
     fm = ctx.deployment.manifest.foundation_model
     assert fm is not None and fm.checkpoint is not None
-    key = f"fm-preference:{fm.checkpoint.path}:{know.resources}:{axes}:{max_probes}:{alpha}"
+    path = fm.checkpoint.path
+    key = f"fm-preference:{path}:{know.resources}:{axes}:{max_probes}:{alpha}"
     prefs: dict[str, AxisPreference] = ctx.cache.get(
-        key, lambda: _measure(ctx, know, axes, max_probes=max_probes, alpha=alpha)
+        key, lambda: _measure(ctx, path, know, axes, (max_probes, alpha))
     )
     return prefs
 
 
 def _measure(
     ctx: CheckContext,
+    checkpoint: Path,
     know: StereotypeKnowledge,
     axes: tuple[str, ...],
-    *,
-    max_probes: int,
-    alpha: float,
+    settings: tuple[int, float],
 ) -> dict[str, AxisPreference]:
     import numpy as np
     from scipy.stats import binomtest
 
     from fmfl_audit.checkers.privacy._lm_scoring import causal_nll, encode, load_model
 
-    fm = ctx.deployment.manifest.foundation_model
-    assert fm is not None and fm.checkpoint is not None
+    max_probes, alpha = settings
     probes = {a: build_probes(know, a, max_probes, ctx.rule_seed("fm-probes", a)) for a in axes}
     probes = {a: p for a, p in probes.items() if p}
     if not probes:
         return {}
-    lm = load_model(ctx, fm.checkpoint.path, "causal-lm")
+    lm = load_model(ctx, checkpoint, "causal-lm")
     texts = [s for ps in probes.values() for p in ps for s in p.sentences(know)]
     ids = encode(lm, texts, max_length=MAX_LENGTH)
     bos = lm.tokenizer.bos_token_id

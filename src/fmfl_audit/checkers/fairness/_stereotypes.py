@@ -57,6 +57,9 @@ NEGATORS = frozenset(
 )
 """Negation tokens (`isn't` tokenises to `isn`, `t`)."""
 NEGATION_WINDOW = 4
+BEFORE, AFTER = 3, 6
+"""How far from a group mention (in tokens) an attribute of its clause may stand: a modifier just
+before it, a predicate after it. Farther words in a long clause are usually about something else."""
 
 _CLAUSE_BREAK = re.compile(
     r"[.!?;:\n]+|,?\s+\b(?:but|whereas|while|although|though|however|yet)\b",
@@ -331,8 +334,12 @@ def statements(
     axes: Iterable[str] | None = None,
     pronouns: bool = True,
     noun_window: int = 2,
+    before: int = BEFORE,
+    after: int = AFTER,
 ) -> list[Statement]:
-    """Every group mention of `text` that shares a clause with a known attribute."""
+    """Every group mention of `text` with a known attribute in its clause, at most `before`
+    tokens before the mention (`lazy Mexicans`) or `after` tokens after it (`Mexicans are not
+    lazy`)."""
     wanted = None if axes is None else frozenset(axes)
     out: list[Statement] = []
     for lo, hi in clauses(text):
@@ -350,7 +357,14 @@ def statements(
             if m.axis not in know.groups_by_axis:
                 continue
             pairings = tuple(
-                sorted({(a, neg) for pos, a, neg in found if not m.start <= pos < m.end})
+                sorted(
+                    {
+                        (a, neg)
+                        for pos, a, neg in found
+                        if m.start - before <= pos < m.end + after
+                        and not m.start <= pos < m.end
+                    }
+                )
             )
             if not pairings:
                 continue

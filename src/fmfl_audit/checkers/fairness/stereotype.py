@@ -64,7 +64,7 @@ class StereotypeParams(CheckerParams):
     )
     min_statements: int = Field(default=5, ge=1, description="Consistent statements needed.")
     min_rate: float = Field(
-        default=0.02, ge=0, le=1, description="Consistent statements per group mention needed."
+        default=0.08, ge=0, le=1, description="Consistent statements per group mention needed."
     )
     min_lift: float = Field(
         default=1.5, ge=1, description="Observed / chance-expected consistent statements needed."
