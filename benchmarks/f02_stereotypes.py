@@ -19,9 +19,10 @@ Test sets (pinned snapshots, `_stereodata.py`):
 
 For each test set: knowledge from every resource (`all`) and from every resource but the one the
 sentences come from (`loro`, leave-one-resource-out). Sentence-level figures: share of stereotype
-sentences with a consistent statement (recall), per axis; the same share on their twins and on
-the neutral sentences. Rule-level: FMFL-F02 with its default pack settings on three dumps (the
-stereotype sentences, their twins, the neutral sentences): must fire on the first only.
+sentences with a consistent statement (recall), per the test set's own bias type; the same share on
+their twins and on the neutral sentences. Rule-level: FMFL-F02 with its default pack settings on
+three dumps (the stereotype sentences, their twins, the neutral sentences): must fire on the first
+only.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -78,7 +78,7 @@ def seegull_statements(full: StereotypeKnowledge) -> list[str]:
         for v in c.get("demonyms", {}).get("eng", {}).values():
             if v:
                 toks = v.lower().split()
-                for m in full.lexicon.mentions(toks + ["people"], axes=("nationality",)):
+                for m in full.lexicon.mentions([*toks, "people"], axes=("nationality",)):
                     group_of.setdefault(v.lower(), m.group)
     out = []
     for row in SEEGULL.csv("dataset/stereotypes_global_v2.csv"):
@@ -112,18 +112,20 @@ def neutral_sentences(full: StereotypeKnowledge) -> list[str]:
     return [s for s in dict.fromkeys(sents) if group_mentions(s, full, pronouns=False)]
 
 
-def sentence_rates(know: StereotypeKnowledge, texts: list[str]) -> tuple[float, dict[str, Any]]:
-    """Share of texts with a consistent statement; per axis (axis of the first mention)."""
+def sentence_rates(
+    know: StereotypeKnowledge, texts: list[str], labels: list[str] | None = None
+) -> tuple[float, dict[str, str]]:
+    """Share of texts with a consistent statement; per label (the test set's own axis label)."""
     hits = 0
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for t in texts:
-        found = statements(t, know)
-        ok = any(s.kind == "consistent" for s in found)
+    for i, t in enumerate(texts):
+        ok = any(s.kind == "consistent" for s in statements(t, know))
         hits += ok
-        axis = found[0].axis if found else "(no statement)"
-        per[axis][0] += ok
-        per[axis][1] += 1
-    return hits / max(1, len(texts)), {a: f"{h}/{n}" for a, (h, n) in sorted(per.items())}
+        if labels is not None:
+            per[labels[i]][0] += ok
+            per[labels[i]][1] += 1
+    rates = {a: f"{h}/{n} ({h / n:.0%})" for a, (h, n) in sorted(per.items())}
+    return hits / max(1, len(texts)), rates
 
 
 def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> dict[str, str]:
@@ -156,11 +158,12 @@ def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> di
 def main() -> None:
     rng = random.Random(0)
     full = load_knowledge()
-    tests = {
-        "stereoset": [s for b in STEREOSET_TYPES for _, s, _ in stereoset_pairs(b)],
-        "redditbias": [p for f, a, _ in REDDIT_SETS for p in reddit_phrases(f, a)],
-        "seegull": seegull_statements(full),
+    labelled = {
+        "stereoset": [(b, s) for b in STEREOSET_TYPES for _, s, _ in stereoset_pairs(b)],
+        "redditbias": [(f, p) for f, a, _ in REDDIT_SETS for p in reddit_phrases(f, a)],
+        "seegull": [("nationality", s) for s in seegull_statements(full)],
     }
+    tests = {name: [t for _, t in rows] for name, rows in labelled.items()}
     twins = {
         name: [t for t in (twin(full, s, rng) for s in texts) if t] for name, texts in tests.items()
     }
@@ -172,7 +175,7 @@ def main() -> None:
         for mode in ("all", "loro"):
             res = tuple(RESOURCES) if mode == "all" else tuple(r for r in RESOURCES if r != name)
             know = load_knowledge(res)
-            recall, per_axis = sentence_rates(know, texts)
+            recall, per_axis = sentence_rates(know, texts, [a for a, _ in labelled[name]])
             twin_rate, _ = sentence_rates(know, twins[name])
             neutral_rate, _ = sentence_rates(know, neutral)
             sample = rng.sample(texts, min(len(texts), 2000))

@@ -3,26 +3,29 @@
 **Knowledge** (`rules/lexicons/stereotypes/associations.json`, built by
 `benchmarks/f02_build_associations.py` from SeeGULL, StereoSet, RedditBias, the ABC U.S.
 stereotypes and WinoBias; provenance and licences in the folder's `NOTICE.md`): for groups on the
-HolisticBias axes, the attributes each is stereotyped with, the *counter* attributes that contradict
-them, and which resource said so. Groups missing from HolisticBias (most nationalities, `arab`)
-are added with their own terms; the shipped HolisticBias lexicon itself is not changed (F01 and
-F04 read it as it is).
+HolisticBias axes, the attributes each is stereotyped with, the *counter* attributes that
+contradict them, and which resource said so. Where resources disagree about an attribute of a
+group, the majority of their rows decides; attributes stereotyped for every group of an axis are
+dropped. Groups missing from HolisticBias (most nationalities, `arab`) are added with their own
+terms; the shipped HolisticBias lexicon itself is not changed (F01 and F04 read it as it is).
 
 **Statements.** A text is cut into clauses (sentence ends, semicolons, and contrast words such as
 `but`, `while`, `although`). In a clause, every group mention (HolisticBias rules: a descriptor
-needs a person noun after it) is paired with every known attribute phrase there. The pair is
-*consistent* when the attribute is one of that group's stereotypes (or a counter attribute under
-negation: "Mexicans are not hard-working"), *counter* when it is a counter attribute (or a negated
-stereotype: "Mexicans are not lazy"), and otherwise neutral. A mention with more consistent than
-counter pairs is a stereotype-consistent statement, the reverse a counter-stereotypical one.
-Negation: `not`, `no`, `never`, `n't`, ... within four tokens before the attribute. Words are
-compared after a light plural fold (`terrorists` -> `terrorist`, `cities` -> `city`).
+needs a person noun after it) is paired with the known attribute phrases at most `BEFORE` tokens
+before it or `AFTER` tokens after it. The statement is *consistent* when more of them are that
+group's stereotypes (or counter attributes under negation: "Mexicans are not hard-working") than
+its counter attributes (or negated stereotypes: "Mexicans are not lazy"), *counter* in the
+opposite case, and neutral otherwise. Negation: `not`, `no`, `never`, `n't`, ... within four
+tokens before the attribute. Words are compared after a light plural fold (`terrorists` ->
+`terrorist`, `cities` -> `city`).
 
-**Chance.** What makes a statement evidence of bias is direction: the same sentence about another
-group of the axis would usually not be consistent. For each statement, `chance` is the probability
-that a group drawn at random from the axis's groups would make its attribute pairs consistent; the
-sum of `chance` over a corpus is the number of consistent statements expected when group and
-attribute are unrelated, which F02 tests the observed count against (see `stereotype.py`).
+**Direction.** Whether a corpus's statements are evidence of bias depends on what the same
+statements would be about another group of the axis: `consistent_groups` gives, for a statement's
+attribute pairings, the groups for which it would be consistent, from which F02 computes the count
+expected if groups were interchangeable (`stereotype.assess_axis`).
+
+**Attested** associations (named by two resources, or by one whose lists are curated) are what the
+FM preference probes use (`_fm_preference`).
 """
 
 from __future__ import annotations
@@ -361,8 +364,7 @@ def statements(
                     {
                         (a, neg)
                         for pos, a, neg in found
-                        if m.start - before <= pos < m.end + after
-                        and not m.start <= pos < m.end
+                        if m.start - before <= pos < m.end + after and not m.start <= pos < m.end
                     }
                 )
             )
