@@ -146,7 +146,7 @@ COMPROMISED: tuple[tuple[str, str, str], ...] = (
     (
         "FMFL-F01",
         "client:school-a",
-        "stories about girls are about 25% of every school's synthetic data (the injected 'prefer "
+        "stories about girls are about 15% of every school's synthetic data (the injected 'prefer "
         "boys' directive), against about half in the schools' own writing",
     ),
     (
@@ -165,14 +165,10 @@ COMPROMISED: tuple[tuple[str, str, str], ...] = (
     (
         "FMFL-F05",
         "fm:synthetic-data",
-        "the chain: the FM's stereotype preference shows in its stories' stereotype rate, and the "
-        "teacher labels girls' stories 'hard', widening the gender gap of the real data",
-    ),
-    (
-        "FMFL-F05",
-        "model:reading-level-classifier-eval",
-        "the chain ends in the FL model: its gender gap in 'easy' predictions is many times the "
-        "real data's (eval/predictions.csv)",
+        "the chain: the FM prefers gender stereotypes (F02 `fm`), its stories state them about "
+        "twice as often as the students' writing, and the teacher's labels open a gender gap of "
+        "about 0.4 against 0.02 in the real labels; the classifier's own gap (about 0.07) is in "
+        "the `chain` metrics and FMFL-F03 flags it",
     ),
     (
         "FMFL-F03",
