@@ -16,8 +16,8 @@ Planted leaks, each in its own receiving client (so detection is read per leak f
 record, appended to a filler sentence; and `--leaks` near-verbatim passages of 45 words (normalised
 words, as P06 reads them) of an owner's prompt record with one word in every 9 replaced by another
 corpus word. A text posted verbatim in two EWT sources (an advert in two newsgroups) is a real copy
-and is kept once. Run with the default `common_phrase_bits` and with the discount off (`null`), the
-figures side by side.
+and is kept once (12+ shared words, the planted-leak length). Run with the default
+`common_phrase_bits` and with the discount off (`null`), the figures side by side.
 """
 
 from __future__ import annotations
@@ -61,12 +61,13 @@ def corpus() -> list[list[str]]:
         for t in tri:
             seen.setdefault(t, set()).add(len(docs))
         docs.append([s])
-    # A text posted verbatim in two sources (an advert in two newsgroups) is a real copy, not a
+    # A text in two sources that shares 12+ words verbatim (an advert posted to two newsgroups,
+    # a mail provider's footer) is a copy, which P06 must report (the planted-leak length), not a
     # coincidence: keep the first source only.
     posted: set[str] = set()
     for d in ewt_documents("dev", "test", by_source=True):
         w = normalised_words(" ".join(d))
-        grams = {" ".join(w[i : i + 16]) for i in range(len(w) - 15)}
+        grams = {" ".join(w[i : i + SPAN_WORDS]) for i in range(len(w) - SPAN_WORDS + 1)}
         if not d or grams & posted:
             continue
         posted |= grams
