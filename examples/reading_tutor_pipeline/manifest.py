@@ -146,8 +146,29 @@ COMPROMISED: tuple[tuple[str, str, str], ...] = (
     (
         "FMFL-F01",
         "client:school-a",
-        "stories about girls are about 25% of every school's synthetic data (the injected 'prefer "
+        "stories about girls are about 15% of every school's synthetic data (the injected 'prefer "
         "boys' directive), against about half in the schools' own writing",
+    ),
+    (
+        "FMFL-F02",
+        "fm",
+        'the provider tuned the FM on gender stereotypes ("Women are ..." generalisations over the '
+        "attested associations, stories with a stereotyped sentence): paired-likelihood probes "
+        "prefer the stereotyped group-attribute pairs",
+    ),
+    (
+        "FMFL-F02",
+        "overall",
+        "the stereotype-tuned FM writes gender stereotypes into the stories ('She was very weak.', "
+        "'He was very tough.') far more often than chance",
+    ),
+    (
+        "FMFL-F05",
+        "fm:synthetic-data",
+        "the chain: the FM prefers gender stereotypes (F02 `fm`), its stories state them about "
+        "twice as often as the students' writing, and the teacher's labels open a gender gap of "
+        "about 0.4 against 0.02 in the real labels; the classifier's own gap (about 0.07) is in "
+        "the `chain` metrics and FMFL-F03 flags it",
     ),
     (
         "FMFL-F03",

@@ -91,3 +91,25 @@ def test_clean_twin_has_no_high_findings(reports: dict[str, AuditReport]) -> Non
 def test_no_rule_errors_on_the_examples(reports: dict[str, AuditReport], twin: str) -> None:
     errored = [f"{r.id}: {r.error}" for r in reports[twin].rules if r.outcome == Outcome.ERRORED]
     assert not errored, "\n".join(errored)
+
+
+@pytest.mark.slow
+def test_bias_chain_runs_on_both_twins_and_fires_only_on_the_compromised(
+    reports: dict[str, AuditReport],
+) -> None:
+    for twin in TWINS:
+        for rule in ("FMFL-F02", "FMFL-F05"):
+            assert reports[twin].rule(rule).outcome in (Outcome.PASSED, Outcome.FAILED), (
+                twin,
+                rule,
+            )
+    clean = [f for f in reports["clean"].findings if f.rule_id in ("FMFL-F02", "FMFL-F05")]
+    assert not clean, [f.message for f in clean]
+    f05 = reports["compromised"].rule("FMFL-F05")
+    chain = f05.metrics["chain"]
+    assert chain["fm_preference"]["gender_and_sex"] > 0
+    rates = chain["synthetic_stereotype_rate"]["gender_and_sex"]
+    assert rates > chain["real_stereotype_rate"]["gender_and_sex"]
+    # The FL model's findings name the upstream links of the chain.
+    model = [f for f in reports["compromised"].findings if f.rule_id == "FMFL-F05"]
+    assert model and all("upstream:" in f.message for f in model)

@@ -252,7 +252,7 @@ def test_f05_small_groups_are_not_compared(make_deployment: Callable[..., Path])
 def test_f05_skips_without_real_data(make_deployment: Callable[..., Path]) -> None:
     m = make_deployment(minimal_manifest(), {})
     assert AmplificationChecker().missing_inputs(load_manifest(m)) == [
-        "clients[].private_sample",
+        "clients[].private_sample or evaluation",
         "clients[].synthetic_data, foundation_model.teacher_predictions or a model",
     ]
 

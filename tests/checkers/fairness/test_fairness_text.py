@@ -1,4 +1,4 @@
-"""FMFL-F01 (representation) and FMFL-F02 (stereotype association) on synthetic text."""
+"""FMFL-F01 (representation) on synthetic text, the lexicon, and FMFL-F04's swaps (F02: test_stereotype.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from tests.conftest import minimal_manifest
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckOutput
 from fmfl_audit.checkers.fairness._lexicon import load_demographic_lexicon, tokenize
 from fmfl_audit.checkers.fairness.representation import RepresentationChecker
-from fmfl_audit.checkers.fairness.stereotype import StereotypeChecker
 from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.models import Outcome
@@ -181,66 +180,6 @@ def test_f01_through_the_engine_and_pack(make_deployment: Callable[..., Path]) -
     assert {f.subject for f in report.findings} == {"client:school-a", "overall"}
 
 
-# -- FMFL-F02 ------------------------------------------------------------------------------------
-
-
-def test_f02_fires_on_one_sided_negative_association(
-    make_deployment: Callable[..., Path],
-) -> None:
-    m = one_client(
-        make_deployment,
-        rows(("The girl was rude to everyone.", 40), ("The boy was kind to everyone.", 40)),
-    )
-    out = check(StereotypeChecker, m)
-    assert found(out) == {
-        ("client:school-a", "gender_and_sex:negative"),
-        ("overall", "gender_and_sex:negative"),
-    }
-    cell = out.metrics["client:school-a"]["gender_and_sex"]["negative"]
-    assert cell["rates"] == {"female": 1.0, "male": 0.0}
-    assert (cell["high_group"], cell["low_group"]) == ("female", "male")
-    assert cell["rate_difference"] == 1.0
-    assert cell["p_value_bonferroni"] < 1e-10
-    f = out.findings[0]
-    assert f.metric is not None and f.metric.value == 1.0 and f.metric.threshold == 0.1
-    assert [e.location for e in f.evidence] == ["a/syn.jsonl:1", "a/syn.jsonl:2", "a/syn.jsonl:3"]
-
-
-def test_f02_passes_when_groups_are_treated_alike(make_deployment: Callable[..., Path]) -> None:
-    m = one_client(
-        make_deployment,
-        rows(
-            ("The girl was rude.", 20),
-            ("The girl was kind.", 20),
-            ("The boy was rude.", 20),
-            ("The boy was kind.", 20),
-        ),
-    )
-    out = check(StereotypeChecker, m)
-    assert out.findings == []
-    cell = out.metrics["overall"]["gender_and_sex"]["negative"]
-    assert cell["rates"] == {"female": 0.5, "male": 0.5}
-    assert cell["rate_difference"] == 0.0
-
-
-def test_f02_needs_support_and_window(make_deployment: Callable[..., Path]) -> None:
-    # Too few mentions per group to compare.
-    m = one_client(make_deployment, rows(("The girl was rude.", 8), ("The boy was kind.", 8)))
-    out = check(StereotypeChecker, m)
-    assert out.findings == []
-    assert "high_group" not in out.metrics["overall"]["gender_and_sex"]["negative"]
-
-
-def test_f02_window_limits_cooccurrence(make_deployment: Callable[..., Path]) -> None:
-    far = "The girl walked home along the long river path and later it was rude."
-    m = one_client(make_deployment, rows((far, 30), ("The boy walked home.", 30)))
-    assert check(StereotypeChecker, m, window=5).findings == []
-    assert found(check(StereotypeChecker, m, window=20)) == {
-        ("client:school-a", "gender_and_sex:negative"),
-        ("overall", "gender_and_sex:negative"),
-    }
-
-
 # -- FMFL-F04's swaps (the model part is in test_fairness_models.py) ------------------------------
 
 
@@ -290,16 +229,6 @@ def test_model_rules_skip_without_their_inputs(make_deployment: Callable[..., Pa
     report = Auditor(dep, only=("FMFL-F03", "FMFL-F08")).run()
     assert report.rule("FMFL-F03").skip_reason == "missing input: evaluation.sensitive_features"
     assert report.rule("FMFL-F08").skip_reason == "missing input: clients[].holdout"
-
-
-def test_f02_pronouns_only_when_asked(make_deployment: Callable[..., Path]) -> None:
-    m = one_client(make_deployment, rows(("She was rude.", 40), ("He was kind.", 40)))
-    assert check(StereotypeChecker, m).findings == []
-    out = check(StereotypeChecker, m, count_pronouns=True)
-    assert found(out) == {
-        ("client:school-a", "gender_and_sex:negative"),
-        ("overall", "gender_and_sex:negative"),
-    }
 
 
 def test_f01_groups_rare_in_real_data_stay_out_of_the_reference(

@@ -132,7 +132,7 @@ def test_f01_balanced_data_passes_whatever_the_shards(
 # -- FMFL-F02 ------------------------------------------------------------------------------------
 
 
-def test_f02_association_is_the_same_whatever_the_shards(
+def test_f02_statements_are_the_same_whatever_the_shards(
     make_deployment: Callable[..., Path],
 ) -> None:
     filler = ("The weather was mild that day.", 60)
@@ -140,34 +140,32 @@ def test_f02_association_is_the_same_whatever_the_shards(
         make_deployment,
         [{"id": "a", "synthetic_data": "a/syn.jsonl"}, {"id": "b", "synthetic_data": "b/syn.csv"}],
         {
-            # The negative mentions are spread over the file: the evidence comes from several
-            # shards and must still be the first ones in file order.
+            # The stereotype statements are spread over the file: the evidence comes from
+            # several shards and must still be the first ones in file order.
             "a/syn.jsonl": with_malformed(
                 rows(
                     filler,
-                    ("The girl was rude to everyone.", 40),
-                    ("The boy was kind to everyone.", 40),
+                    ("The Germans were efficient, as always.", 30),
+                    ("Two Italians were kind to everyone.", 30),
                 )
             ),
-            "b/syn.csv": rows(
-                ("The Muslim man was a criminal.", 30), ("The Christian man was honest.", 30)
-            ),
+            "b/syn.csv": rows(("Black people are violent.", 30), ("White people are calm.", 30)),
         },
         # Ten examples per finding: more than one shard holds them.
-        rules={"FMFL-F02": {"params": {"max_examples": 10}}},
+        rules={"FMFL-F02": {"params": {"max_examples": 10, "fm_preference": False}}},
     )
     assert_sharded(dep)
     report, dump = run_everywhere(dep, "FMFL-F02")
-    assert len(report.findings) > 0
-    by_subject = {f.subject for f in report.findings}
-    assert by_subject == {"client:a", "client:b", "overall"}
-    (neg,) = [
-        f for f in report.findings if f.subject == "client:a" and "negative terms" in f.message
-    ]
-    locs = [e.location for e in neg.evidence]
+    assert {(f.subject, f.message.split(":")[0]) for f in report.findings} == {
+        ("client:a", "nationality"),
+        ("client:b", "race_ethnicity"),
+        ("overall", "nationality"),
+        ("overall", "race_ethnicity"),
+    }
+    (nat,) = [f for f in report.findings if f.subject == "client:a"]
+    locs = [e.location for e in nat.evidence]
     assert len(locs) == 10
     assert locs == sorted(locs, key=lambda s: int(s.rsplit(":", 1)[1]))
-    # ... and come from more than one shard.
     shards = plan_shards(
         dep.manifest.clients[0].synthetic_data, "a/syn.jsonl", target_bytes=SHARD_BYTES
     )
@@ -175,27 +173,9 @@ def test_f02_association_is_the_same_whatever_the_shards(
     lines = [int(loc.rsplit(":", 1)[1]) for loc in locs]
     assert len({sum(1 for s in starts if s <= n) for n in lines}) > 1
     metrics = dump["rules"][0]["metrics"]
-    assert metrics["client:a"]["records"] == 140
-    assert metrics["client:a"]["gender_and_sex"]["mentions"] == {"female": 40, "male": 40}
-
-
-def test_f02_pack_categories_travel_with_the_task(make_deployment: Callable[..., Path]) -> None:
-    dep = deployment(
-        make_deployment,
-        [{"id": "a", "synthetic_data": "a/syn.jsonl"}],
-        {
-            "a/syn.jsonl": rows(
-                ("The girl was Bossy at work.", 40), ("The boy was calm at work.", 40)
-            ),
-        },
-        rules={"FMFL-F02": {"params": {"categories": {"bossy": ["BOSSY", "pushy"]}}}},
-    )
-    assert_sharded(dep)
-    report, dump = run_everywhere(dep, "FMFL-F02")
-    assert {f.subject for f in report.findings} == {"client:a", "overall"}
-    assert dump["rules"][0]["notes"][0].startswith("categories: bossy;")
-    cell = dump["rules"][0]["metrics"]["client:a"]["gender_and_sex"]["bossy"]
-    assert cell["rates"] == {"female": 1.0, "male": 0.0}
+    assert metrics["client:a"]["records"] == 120
+    assert metrics["client:a"]["nationality"]["consistent"] == 30
+    assert metrics["client:a"]["nationality"]["group_mentions"] == 60
 
 
 def test_f02_even_treatment_passes_whatever_the_shards(
@@ -206,15 +186,16 @@ def test_f02_even_treatment_passes_whatever_the_shards(
         [{"id": "a", "synthetic_data": "a/syn.csv"}],
         {
             "a/syn.csv": rows(
-                ("The girl was rude.", 20),
-                ("The boy was rude.", 20),
-                ("The girl was kind.", 20),
-                ("The boy was kind.", 20),
+                ("The girl was emotional.", 20),
+                ("The boy was emotional.", 20),
+                ("The girl was tough.", 20),
+                ("The boy was tough.", 20),
             ),
         },
     )
     assert_sharded(dep)
     report, dump = run_everywhere(dep, "FMFL-F02")
     assert report.findings == ()
-    cell = dump["rules"][0]["metrics"]["overall"]["gender_and_sex"]["negative"]
-    assert cell["rates"] == {"female": 0.5, "male": 0.5}
+    cell = dump["rules"][0]["metrics"]["overall"]["gender_and_sex"]
+    assert (cell["consistent"], cell["counter"]) == (40, 40)
+    assert cell["lift"] < 1.5

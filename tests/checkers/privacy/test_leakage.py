@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import typer
+import yaml
 from tests.checkers.privacy.conftest import audit, report_json
 from tests.conftest import minimal_manifest, write_jsonl, write_manifest
 from typer.testing import CliRunner
@@ -114,6 +115,7 @@ def test_p06_matrix_findings_and_redaction(tmp_path: Path) -> None:
         "synthetic_records_probed": 1,
         "records_with_leaked_spans": 0,
         "leaked_spans_from": {},
+        "discounted_common_spans_from": {},
     }
     assert m["client:b"]["records_with_leaked_spans"] == 2
     b = next(f for f in rep.findings if f.subject == "client:b")
@@ -258,3 +260,77 @@ def test_index_lookup_matches_a_set() -> None:
     got = [set(index.owners_of(row)) for row in index.lookup(probe)]
     assert got == [held.get(int(h), set()) for h in probe]
     assert len(index.hashes) == len(held)
+
+
+# -- the common-phrase discount ------------------------------------------------------------------
+
+# Unrelated sentences that share a formulaic phrase (a-b), and client a's rare text (written for
+# these tests) leaked verbatim and near-verbatim into c's and d's synthetic data.
+A_PROMPT = (
+    "Write about Harlan Voss, who was an Associate Justice of the Supreme Court of Ohio for "
+    "years. Our caretaker Odile keeps the spare greenhouse key under the cracked blue flowerpot "
+    "beside the rain barrel, and the alarm code is written on the back of the seed catalogue."
+)
+B_SYNTH = "Mabel Quint was an Associate Justice of the Supreme Court after a long career."
+RARE_12 = "keeps the spare greenhouse key under the cracked blue flowerpot beside the rain"
+NEAR = (
+    "Our caretaker Odile keeps the spare shed key under the cracked blue flowerpot beside the "
+    "rain barrel, and also the alarm code is written on the back of the seed catalogue."
+)
+
+
+def _discount_deployment(tmp: Path, *, fingerprint: bool = False) -> Path:
+    write_jsonl(tmp / "a/prompts.jsonl", [{"text": A_PROMPT}])
+    write_jsonl(tmp / "b/synthetic.jsonl", [{"text": B_SYNTH}])
+    write_jsonl(tmp / "c/synthetic.jsonl", [{"text": f"The story says that he {RARE_12}."}])
+    write_jsonl(tmp / "d/synthetic.jsonl", [{"text": NEAR}])
+    a: dict[str, Any] = {"id": "a"}
+    if fingerprint:
+        res = _fingerprint_cli(tmp / "a/prompts.jsonl", tmp / "a/fp.json")
+        assert res.exit_code == 0, res.output
+        a["fingerprint"] = "a/fp.json"
+    else:
+        a["prompts"] = "a/prompts.jsonl"
+    clients = [a] + [{"id": c, "synthetic_data": f"{c}/synthetic.jsonl"} for c in "bcd"]
+    return write_manifest(tmp, minimal_manifest(clients=clients))
+
+
+@pytest.mark.parametrize("fingerprint", [False, True])
+def test_p06_discounts_common_phrases_and_keeps_rare_leaks(
+    tmp_path: Path, fingerprint: bool
+) -> None:
+    rep = audit(_discount_deployment(tmp_path, fingerprint=fingerprint), "FMFL-P06")
+    got = sorted((f.subject, f.metric.value) for f in rep.findings)  # type: ignore[union-attr]
+    # c: one 12-word span; d: a word changed and one inserted leave two shorter spans.
+    assert got == [("client:c", 1), ("client:d", 2)]
+    m = rep.rule("FMFL-P06").metrics
+    assert m["client:b"]["leaked_spans_from"] == {}
+    assert m["client:b"]["discounted_common_spans_from"] == {"a": 1}
+    assert any("discounted as common English phrases" in n for n in rep.rule("FMFL-P06").notes)
+    assert m["federation"]["leakage_matrix"] == {"a": {"c": 1, "d": 2}}
+
+
+def test_p06_without_the_discount_the_common_phrase_is_a_leak(tmp_path: Path) -> None:
+    m = _discount_deployment(tmp_path)
+    doc = yaml.safe_load(m.read_text())
+    doc["policy"] = {"rules": {"FMFL-P06": {"params": {"common_phrase_bits": None}}}}
+    m.write_text(yaml.safe_dump(doc))
+    rep = audit(m, "FMFL-P06")
+    assert sorted(f.subject for f in rep.findings) == ["client:b", "client:c", "client:d"]
+
+
+def test_background_table_scores_common_phrases_low(tmp_path: Path) -> None:
+    from fmfl_audit.checkers.privacy._commonness import load_background
+    from fmfl_audit.checkers.privacy._shingles import normalised_words
+    from fmfl_audit.errors import CheckerError
+
+    bg = load_background()
+    common = bg.bits(normalised_words("was listed on the National Register of Historic Places"))
+    formulaic = bg.bits(normalised_words("was an Associate Justice of the Supreme Court"))
+    rare = bg.bits(normalised_words(RARE_12))
+    assert common < 40 < formulaic < 70 < rare
+    assert bg.bits([]) == 0.0
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a table")
+    with pytest.raises(CheckerError, match="background n-gram table cannot be read"):
+        load_background(bad)

@@ -1,4 +1,4 @@
-"""Demographic term lookup shared by the fairness checkers (F01, F02, F04).
+"""Demographic term lookup shared by the fairness checkers (F01, F02, F04, F05).
 
 The HolisticBias v1.1 lexicon (axis -> bucket -> descriptor, plus gendered person nouns) and
 fmfl-audit's own term lists are compiled into a token-level lookup: texts are split once into
@@ -39,9 +39,6 @@ TermKind = Literal["descriptor", "noun", "pronoun", "plural"]
 
 LEXICON_KEY = "fairness:holistic-bias"
 """Cache key of the compiled shipped lexicon (one per process: the scan's or a worker's)."""
-
-CategorySpec = tuple[tuple[str, tuple[str, ...]], ...]
-"""F02's association categories as plain settings: (name, terms) pairs, in the pack's order."""
 
 
 def lexicon_dir() -> Path:
@@ -219,35 +216,10 @@ def load_demographic_lexicon(folder: Path | None = None) -> DemographicLexicon:
     )
 
 
-def load_association_terms(folder: Path | None = None) -> dict[str, frozenset[str]]:
-    """F02's shipped categories: name -> single-token terms."""
-    root = folder or lexicon_dir()
-    try:
-        own = json.loads((root / "fmfl_terms.json").read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckerError(f"the shipped fairness lexicon cannot be read: {exc}") from None
-    return {k: frozenset(t.lower() for t in v) for k, v in own["association_categories"].items()}
-
-
 def shared_lexicon(cache: Cache) -> DemographicLexicon:
     """The compiled shipped lexicon, built once per process through `cache`."""
     lex: DemographicLexicon = cache.get(LEXICON_KEY, load_demographic_lexicon)
     return lex
-
-
-def shared_association_terms(cache: Cache, spec: CategorySpec | None) -> dict[str, frozenset[str]]:
-    """Association categories (name -> lower-cased terms) of `spec`, or the shipped ones when None;
-    built once per process and spec through `cache`."""
-    if spec is None:
-        shipped: dict[str, frozenset[str]] = cache.get(
-            "fairness:association-terms", load_association_terms
-        )
-        return shipped
-    key = "fairness:association-terms:" + json.dumps(spec)
-    built: dict[str, frozenset[str]] = cache.get(
-        key, lambda: {k: frozenset(t.lower() for t in v) for k, v in spec}
-    )
-    return built
 
 
 def load_gender_swaps(folder: Path | None = None) -> dict[str, str]:

@@ -1,22 +1,35 @@
-"""FMFL-F05: bias amplification along the FM path (real data -> FM outputs -> FL model).
+"""FMFL-F05: bias transmission along the FM path (FM -> synthetic data -> FL model).
 
-The metric, for one sensitive feature (a column such as `gender`): the positive rate per group,
+**Group gaps.** For one sensitive feature (a column such as `gender`): the positive rate per group,
 where "positive" is a label equal to `positive_label`, and its gap = highest group rate - lowest
 group rate (the demographic parity difference of that stage), over the groups that have at least
 `min_group_size` rows in both the real stage and the stage compared. Stages:
 
 - `real`: the clients' private samples, pooled (their label column), metrics subject `real-data`;
+  when no private-sample row carries a label and a sensitive feature, the evaluation data's true
+  labels (`evaluation.label_field`) stand in (its source is named in the metrics);
 - `synthetic`: the FM's synthetic data, pooled (labels the FM attached), subject
-  `fm:synthetic-data`;
+  `fm:synthetic-data`. A record without the feature column gets the group its text names
+  (`text_groups`: feature -> lexicon axis, e.g. `gender` -> the group of its female / male
+  mentions that outnumbers the other at least twice; other records are left out);
 - `teacher`: the FM's distillation outputs (`foundation_model.teacher_predictions`, predicted
   label), subject `fm:teacher`;
 - each FL model: a predictions file's `y_pred`, or a sequence classifier's predicted class on
   `evaluation`, subject `model:<name>`.
 
-A stage's rows must carry the sensitive-feature column; rows without it (or without a label) are
-skipped and counted. Amplification factor = gap(stage) / gap(real). A stage fails when its gap
-exceeds the real gap by more than `min_gap_increase` and the factor exceeds `max_amplification` (or
-the real gap is zero).
+Rows without the feature (or without a label) are skipped and counted. Amplification factor =
+gap(stage) / gap(real). A stage fails when its gap exceeds the real gap by more than
+`min_gap_increase` and the factor exceeds `max_amplification` (or the real gap is zero).
+
+**Stereotype chain** (`chain: true`). With the stereotype knowledge of FMFL-F02
+(`_stereotypes`): the FM checkpoint's own preference per axis (paired likelihood,
+`_fm_preference`; subject `fm`), the stereotype rate of the pooled synthetic data against that of
+the clients' real text (private samples and evaluation texts), and the model gaps above are
+reported together under the metrics subject `chain`. The synthetic data fails
+(`fm:synthetic-data`, key `<axis>:stereotype-rate`) when its stereotype rate exceeds the real
+text's by more than `min_rate_increase`, the excess is significant (one-sided Fisher exact test at
+`alpha`) and F02's direction test holds on it (lift >= `min_lift`). Every F05 finding names the
+upstream links of the chain that are elevated, so a reader sees where the bias entered.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from fmfl_audit.checkers.fairness._classifier import (
     predict_proba,
     sequence_classifiers,
 )
+from fmfl_audit.checkers.fairness._lexicon import DemographicLexicon, shared_lexicon, tokenize
 from fmfl_audit.errors import CheckerError, RuleSkipped
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.manifest.model import DataSource, ModelSpec
@@ -54,6 +68,31 @@ class AmplificationParams(CheckerParams):
     min_group_size: int = Field(default=20, ge=1)
     batch_size: int = Field(default=32, ge=1)
     max_length: int = Field(default=256, ge=8)
+    text_groups: dict[str, str] = Field(
+        default_factory=lambda: {"gender": "gender_and_sex"},
+        description="Sensitive feature -> lexicon axis, for synthetic records without the column.",
+    )
+    chain: bool = Field(
+        default=True, description="Measure the stereotype chain FM -> synthetic data -> model."
+    )
+    min_rate_increase: float = Field(
+        default=0.02, ge=0, le=1, description="Synthetic minus real stereotype rate that fires."
+    )
+    min_lift: float = Field(
+        default=1.5, ge=1, description="F02's direction test on synthetic data."
+    )
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+
+
+def _text_group(lex: DemographicLexicon, text: str, axis: str) -> str | None:
+    """The group of `axis` that `text` is about: the one it names most, at least twice as often
+    as any other (None when it names none, or no group dominates)."""
+    toks, _ = tokenize(text)
+    counts = Counter(m.group for m in lex.mentions(toks, axes=(axis,), pronouns=True))
+    top = counts.most_common(2)
+    if not top or (len(top) == 2 and top[0][1] < 2 * top[1][1]):
+        return None
+    return top[0][0]
 
 
 def _same(value: Any, positive: Any) -> bool:
@@ -63,7 +102,7 @@ def _same(value: Any, positive: Any) -> bool:
 
 
 @dataclass
-class _Stage:
+class Stage:
     """Rows and positives per feature and group."""
 
     rows: dict[str, Counter[str]] = field(default_factory=dict)
@@ -98,8 +137,8 @@ class AmplificationChecker(Checker):
     def missing_inputs(self, deployment: Deployment) -> list[str]:
         m = deployment.manifest
         missing = []
-        if not clients_with(deployment, "private_sample"):
-            missing.append("clients[].private_sample")
+        if not clients_with(deployment, "private_sample") and m.evaluation is None:
+            missing.append("clients[].private_sample or evaluation")
         fm = m.foundation_model
         later = (
             clients_with(deployment, "synthetic_data")
@@ -117,18 +156,17 @@ class AmplificationChecker(Checker):
         assert isinstance(params, AmplificationParams)
         feats = self._features(ctx, params)
         m = ctx.deployment.manifest
-        real = _Stage()
-        for c in clients_with(ctx.deployment, "private_sample"):
-            self._read_labels(ctx, c.private_sample, feats, params, real)
-        stages: list[tuple[str, str, _Stage]] = []
-        synth = _Stage()
+        out = CheckOutput()
+        real = self._real_stage(ctx, feats, params, out)
+        stages: list[tuple[str, str, Stage]] = []
+        synth = Stage()
         for c in clients_with(ctx.deployment, "synthetic_data"):
-            self._read_labels(ctx, c.synthetic_data, feats, params, synth)
+            self._read_labels(ctx, c.synthetic_data, feats, params, synth, from_text=True)
         if synth.rows:
             stages.append(("synthetic", "fm:synthetic-data", synth))
         fm = m.foundation_model
         if fm is not None and fm.teacher_predictions is not None:
-            teacher = _Stage()
+            teacher = Stage()
             self._read_labels(ctx, fm.teacher_predictions, feats, params, teacher)
             if teacher.rows:
                 stages.append(("teacher", "fm:teacher", teacher))
@@ -136,18 +174,45 @@ class AmplificationChecker(Checker):
             st = self._model_stage(ctx, params, model, feats)
             if st is not None and st.rows:
                 stages.append((f"model:{model.name}", model.subject, st))
-        out = CheckOutput()
-        out.metrics["real-data"] = self._figures(real, feats, params)
-        if not real.rows:
-            # The inputs exist but cannot show a gap: nothing measured, so skipped, not errored.
-            raise RuleSkipped(
-                f"no private-sample row carries a label and one of {', '.join(feats)}"
-            )
+        chain = None
+        if params.chain:
+            from fmfl_audit.checkers.fairness._chain import stereotype_chain
+
+            chain = stereotype_chain(ctx, params, out)
         if not stages:
             out.notes.append("no later stage carries the sensitive features: nothing to compare")
         for name, subject, st in stages:
             self._compare(name, subject, real, st, feats, params, out)
+        if chain is not None:
+            chain.annotate(out, real, stages, feats, params)
         return out
+
+    def _real_stage(
+        self,
+        ctx: CheckContext,
+        feats: tuple[str, ...],
+        params: AmplificationParams,
+        out: CheckOutput,
+    ) -> Stage:
+        """The clients' private samples; the evaluation data's true labels when those carry no
+        label and feature (RuleSkipped when neither does)."""
+        real = Stage()
+        for c in clients_with(ctx.deployment, "private_sample"):
+            self._read_labels(ctx, c.private_sample, feats, params, real)
+        source = "clients[].private_sample"
+        ev = ctx.deployment.manifest.evaluation
+        if not real.rows and ev is not None:
+            real = Stage()
+            self._read_labels(ctx, ev.as_source(), feats, params, real)
+            source = "evaluation (true labels)"
+        out.metrics["real-data"] = self._figures(real, feats, params)
+        out.metrics["real-data"]["source"] = source
+        if not real.rows:
+            # The inputs exist but cannot show a gap: nothing measured, so skipped, not errored.
+            raise RuleSkipped(
+                "no private-sample or evaluation row carries a label and one of " + ", ".join(feats)
+            )
+        return real
 
     def _features(self, ctx: CheckContext, params: AmplificationParams) -> tuple[str, ...]:
         if params.features:
@@ -171,9 +236,12 @@ class AmplificationChecker(Checker):
         source: DataSource,
         feats: tuple[str, ...],
         params: AmplificationParams,
-        stage: _Stage,
+        stage: Stage,
+        *,
+        from_text: bool = False,
     ) -> None:
         display = ctx.display(source.path)
+        lex = shared_lexicon(ctx.cache) if from_text and params.text_groups else None
         for batch in ctx.records(source, require_text=False):
             for rec in batch:
                 if rec.label in (None, ""):
@@ -182,6 +250,10 @@ class AmplificationChecker(Checker):
                 usable = False
                 for f in feats:
                     g = rec.data.get(f)
+                    if g in (None, "") and lex is not None and f in params.text_groups:
+                        text = rec.data.get(source.text_field)
+                        if isinstance(text, str):
+                            g = _text_group(lex, text, params.text_groups[f])
                     if g in (None, ""):
                         continue
                     stage.add(f, str(g), _same(rec.label, params.positive_label))
@@ -197,8 +269,8 @@ class AmplificationChecker(Checker):
         params: AmplificationParams,
         model: ModelSpec,
         feats: tuple[str, ...],
-    ) -> _Stage | None:
-        st = _Stage()
+    ) -> Stage | None:
+        st = Stage()
         if model.kind == "predictions":
             preds = model.predictions
             assert preds is not None
@@ -243,7 +315,7 @@ class AmplificationChecker(Checker):
         return st
 
     def _figures(
-        self, st: _Stage, feats: tuple[str, ...], params: AmplificationParams
+        self, st: Stage, feats: tuple[str, ...], params: AmplificationParams
     ) -> dict[str, Any]:
         fig: dict[str, Any] = {"skipped_rows": st.skipped}
         for f in feats:
@@ -256,8 +328,8 @@ class AmplificationChecker(Checker):
         self,
         name: str,
         subject: str,
-        real: _Stage,
-        st: _Stage,
+        real: Stage,
+        st: Stage,
         feats: tuple[str, ...],
         params: AmplificationParams,
         out: CheckOutput,

@@ -1,20 +1,34 @@
-"""FMFL-F02: stereotype association in synthetic data (group terms near negative terms).
+"""FMFL-F02: stereotype-consistent statements in synthetic data, and the FM's own preference.
 
-Every demographic mention (HolisticBias lexicon, see `_lexicon`; pronouns left out unless
-`count_pronouns`) is checked for a term of each association category (`negative`, `crime_violence`,
-`incompetence`; `rules/lexicons/fmfl_terms.json`) within `window` tokens on either side. Per axis,
-category and group: the co-occurrence rate = mentions with such a term nearby / mentions. Between
-the groups of an axis with at least `min_group_mentions` mentions, the disparity is the difference
-between the highest and the lowest rate (their ratio is reported too). A finding needs the
-difference above `max_rate_difference`, at least `min_cooccurrences` co-occurrences in the high
-group, and a one-sided Fisher exact test of high vs low group significant at `alpha` after a
-Bonferroni correction over every comparison made for the subject. Per client and for the pooled
-synthetic data (`overall`).
+**Synthetic data.** Every record is read for *statements*: a group mention and, in the same
+clause, an attribute that the shipped stereotype knowledge ties to that group (consistent) or that
+contradicts it (counter), negation included (`_stereotypes`). Per client and for the pooled
+synthetic data (`overall`), per axis:
+
+- `stereotype_rate` = consistent statements / group mentions; `counter_rate` likewise; their
+  ratio, with an exact binomial test of consistent vs counter;
+- `expected`: the consistent statements expected if the groups of the axis were interchangeable,
+  i.e. if each statement's group were drawn from the axis's groups with probability
+  `(1 - prior_weight) * (share of the subject's statements about it) + prior_weight / (groups)`.
+  `lift` = observed / expected; a one-sided Poisson test gives the chance of seeing as many
+  consistent statements under that null (Bonferroni over the axes tested).
+
+A finding needs at least `min_statements` consistent statements, a `stereotype_rate` of at least
+`min_rate`, a `lift` of at least `min_lift` and the Poisson test significant at `alpha`. Direction
+is what the test measures: the same sentences with the groups swapped (anti-stereotypes) have no
+consistent statements, and ordinary text about groups has about as many as chance gives. Examples
+are redacted: the group mention is replaced by `<GROUP:axis/group>` and PII and secrets are masked.
+
+**The FM itself** (`foundation_model.checkpoint` set and `fm_preference` on): paired likelihood
+(`_fm_preference`), reported under subject `fm`.
+
+`resources` restricts the knowledge to some of the shipped resources (leave-one-resource-out
+evaluation; `benchmarks/f02_stereotypes.py`).
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -22,12 +36,13 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
-from fmfl_audit.checkers.fairness._lexicon import (
-    CONTROL_AXES,
-    CategorySpec,
-    shared_association_terms,
-    shared_lexicon,
-    tokenize,
+from fmfl_audit.checkers.fairness._stereotypes import (
+    RESOURCES,
+    Pairing,
+    StereotypeKnowledge,
+    group_mentions,
+    shared_knowledge,
+    statements,
 )
 from fmfl_audit.engine.executors import ShardEnv, ShardTask
 from fmfl_audit.errors import CheckerError
@@ -41,104 +56,238 @@ class StereotypeParams(CheckerParams):
     """Settings of FMFL-F02."""
 
     axes: tuple[str, ...] | None = Field(
-        default=None, description="Axes to measure; every axis but `nonce` when null."
+        default=None, description="Axes to measure; every axis the knowledge covers when null."
     )
-    categories: dict[str, tuple[str, ...]] | None = Field(
-        default=None, description="Association categories -> single-word terms; shipped when null."
+    resources: tuple[str, ...] | None = Field(
+        default=None,
+        description=f"Knowledge resources to use ({', '.join(RESOURCES)}); all when null.",
     )
-    window: int = Field(default=5, ge=1, le=50, description="Tokens on each side of a mention.")
-    min_group_mentions: int = Field(default=20, ge=1, description="Smaller groups not compared.")
-    max_rate_difference: float = Field(default=0.1, ge=0, le=1)
-    min_cooccurrences: int = Field(default=5, ge=1)
+    min_statements: int = Field(default=5, ge=1, description="Consistent statements needed.")
+    min_rate: float = Field(
+        default=0.08, ge=0, le=1, description="Consistent statements per group mention needed."
+    )
+    min_lift: float = Field(
+        default=1.5, ge=1, description="Observed / chance-expected consistent statements needed."
+    )
     alpha: float = Field(default=0.01, gt=0, lt=1, description="Family-wise significance level.")
+    prior_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Weight of the uniform prior over the axis's groups in the chance model.",
+    )
     noun_window: int = Field(default=2, ge=1, le=5)
     count_pronouns: bool = Field(
-        default=False,
-        description="Count she/he... as group mentions (off: a pronoun's nearest words are often "
-        "about someone else, which skews windowed co-occurrence).",
+        default=True, description="Count she/he... as gender mentions (the clause bounds them)."
     )
     max_examples: int = Field(default=3, ge=0, le=20)
     batch_size: int = Field(default=512, ge=1)
+    fm_preference: bool = Field(
+        default=True, description="Measure the FM checkpoint's own stereotype preference."
+    )
+    fm_max_probes: int = Field(
+        default=120, ge=4, description="Probe quadruples per axis for the FM preference."
+    )
+    fm_min_effect: float = Field(
+        default=0.1,
+        ge=0,
+        description="Lower bound of the FM's mean log-odds preference (nats) that fires.",
+    )
+    fm_min_probes: int = Field(
+        default=20, ge=2, description="Axes with fewer probes are not graded."
+    )
+
+
+StatementKey = tuple[str, str, str, tuple[Pairing, ...]]
+"""(axis, group, kind or '', pairings) of a statement."""
 
 
 @dataclass
-class _Tally:
-    """Mentions and co-occurrences of one source or shard (tallies merge in file order)."""
+class StereoTally:
+    """Group mentions and statements of one source or shard (merged in file order)."""
 
-    mentions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    hits: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    examples: dict[tuple[str, str, str], list[str]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
     records: int = 0
+    mentions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    statements: Counter[StatementKey] = field(default_factory=Counter)
+    examples: dict[str, list[Evidence]] = field(default_factory=dict)
 
-    def merge(self, other: _Tally, max_examples: int) -> None:
+    def merge(self, other: StereoTally, max_examples: int) -> None:
         """Add the tally of the next shard (or, for `overall`, of the next client)."""
-        self.mentions.update(other.mentions)
-        self.hits.update(other.hits)
         self.records += other.records
-        for k, locs in other.examples.items():
-            room = max_examples - len(self.examples[k])
-            self.examples[k].extend(locs[: max(0, room)])
+        self.mentions.update(other.mentions)
+        self.statements.update(other.statements)
+        for axis, ex in other.examples.items():
+            mine = self.examples.setdefault(axis, [])
+            mine.extend(ex[: max(0, max_examples - len(mine))])
 
 
 @dataclass(frozen=True)
-class _StereotypeTask(ShardTask):
-    """F02's map step: group mentions and nearby association terms in one shard's texts."""
+class StereotypeTask(ShardTask):
+    """F02's map step: group mentions and statements in one shard's texts."""
 
-    axes: tuple[str, ...]
-    categories: CategorySpec | None
-    """The pack's categories, or None for the shipped ones."""
-    window: int
+    axes: tuple[str, ...] | None
+    resources: tuple[str, ...] | None
     noun_window: int
     pronouns: bool
     max_examples: int
 
-    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Tally:
-        lex = shared_lexicon(env.cache)
-        cats = shared_association_terms(env.cache, self.categories)
-        t = _Tally()
-        w = self.window
+    def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> StereoTally:
+        know = shared_knowledge(env.cache, self.resources)
+        t = StereoTally()
         for batch in batches:
             for rec in batch:
                 t.records += 1
-                toks, _ = tokenize(rec.text or "")
-                mentions = lex.mentions(
-                    toks, axes=self.axes, noun_window=self.noun_window, pronouns=self.pronouns
-                )
-                if not mentions:
-                    continue
-                positions = {
-                    cat: [i for i, tok in enumerate(toks) if tok in terms]
-                    for cat, terms in cats.items()
-                }
-                for m in mentions:
-                    t.mentions[(m.axis, m.group)] += 1
-                    lo, hi = m.start - w, m.end + w
-                    for cat, pos in positions.items():
-                        if any(lo <= p < hi and not (m.start <= p < m.end) for p in pos):
-                            key = (m.axis, m.group, cat)
-                            t.hits[key] += 1
-                            ex = t.examples[key]
-                            if len(ex) < self.max_examples and rec.location not in ex:
-                                ex.append(rec.location)
+                self._record(know, rec, t, env)
         return t
 
+    def _record(
+        self, know: StereotypeKnowledge, rec: Record, t: StereoTally, env: ShardEnv
+    ) -> None:
+        text = rec.text or ""
+        opts = {"axes": self.axes, "pronouns": self.pronouns, "noun_window": self.noun_window}
+        for m in group_mentions(text, know, **opts):  # type: ignore[arg-type]
+            t.mentions[(m.axis, m.group)] += 1
+        for s in statements(text, know, **opts):  # type: ignore[arg-type]
+            t.statements[(s.axis, s.group, s.kind or "", s.pairings)] += 1
+            ex = t.examples.setdefault(s.axis, [])
+            if (
+                s.kind == "consistent"
+                and len(ex) < self.max_examples
+                and all(e.location != rec.location for e in ex)
+            ):
+                ex.append(_example(env, rec, text, s.span, f"GROUP:{s.axis}/{s.group}"))
 
-def _category_spec(params: StereotypeParams) -> CategorySpec | None:
-    if params.categories is None:
-        return None
-    return tuple((k, tuple(v)) for k, v in params.categories.items())
+
+def _example(env: ShardEnv, rec: Record, text: str, span: tuple[int, int], label: str) -> Evidence:
+    """The record with the group mention masked and every PII value or secret masked too."""
+    from fmfl_audit.checkers.privacy._evidence import scrub
+
+    return Evidence(location=rec.location, excerpt=scrub(env.cache, text, [(*span, label)]))
+
+
+@dataclass(frozen=True)
+class AxisFigures:
+    """One axis of one subject, assessed."""
+
+    mentions: int
+    consistent: int
+    counter: int
+    expected: float
+    p_value: float
+    binom_p: float
+    top_groups: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.consistent / self.mentions if self.mentions else 0.0
+
+    @property
+    def lift(self) -> float | None:
+        return self.consistent / self.expected if self.expected > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        lift = self.lift
+        return {
+            "group_mentions": self.mentions,
+            "consistent": self.consistent,
+            "counter": self.counter,
+            "stereotype_rate": round(self.rate, 6),
+            "counter_rate": round(self.counter / self.mentions, 6) if self.mentions else 0.0,
+            "consistent_to_counter": round(self.consistent / self.counter, 6)
+            if self.counter
+            else None,
+            "expected_by_chance": round(self.expected, 6),
+            "lift": None if lift is None else round(lift, 6),
+            "p_value": self.p_value,
+            "binomial_p_consistent_vs_counter": self.binom_p,
+            "consistent_by_group": self.top_groups,
+        }
+
+
+def assess_axis(
+    know: StereotypeKnowledge, t: StereoTally, axis: str, prior_weight: float
+) -> AxisFigures:
+    """Observed vs chance-expected consistent statements of one axis (see the module doc)."""
+    from scipy.stats import binomtest, poisson
+
+    rows = [(g, k, p, n) for (a, g, k, p), n in t.statements.items() if a == axis]
+    total = sum(n for *_, n in rows)
+    seen: Counter[str] = Counter()
+    for g, _, _, n in rows:
+        seen[g] += n
+    groups = sorted(set(know.groups_by_axis.get(axis, [])) | set(seen))
+    share = {
+        g: (1 - prior_weight) * (seen[g] / total if total else 0.0) + prior_weight / len(groups)
+        for g in groups
+    }
+    expected = 0.0
+    chance: dict[tuple[Pairing, ...], float] = {}
+    for _, _, pairings, n in rows:
+        if pairings not in chance:
+            chance[pairings] = sum(share[g] for g in know.consistent_groups(axis, pairings))
+        expected += n * chance[pairings]
+    consistent = sum(n for _, k, _, n in rows if k == "consistent")
+    counter = sum(n for _, k, _, n in rows if k == "counter")
+    by_group: Counter[str] = Counter()
+    for g, k, _, n in rows:
+        if k == "consistent":
+            by_group[g] += n
+    p = float(poisson.sf(consistent - 1, expected)) if consistent and expected > 0 else 1.0
+    if consistent and expected == 0:
+        p = 0.0
+    bp = (
+        float(binomtest(consistent, consistent + counter, 0.5, alternative="greater").pvalue)
+        if consistent + counter
+        else 1.0
+    )
+    return AxisFigures(
+        mentions=sum(n for (a, _), n in t.mentions.items() if a == axis),
+        consistent=consistent,
+        counter=counter,
+        expected=expected,
+        p_value=p,
+        binom_p=bp,
+        top_groups=dict(sorted(by_group.items(), key=lambda kv: (-kv[1], kv[0]))[:5]),
+    )
+
+
+def tally_source(
+    ctx: CheckContext, source: DataSource, params: StereotypeParams, axes: tuple[str, ...] | None
+) -> StereoTally:
+    """The stereotype tally of one data file (shard map, merged in file order)."""
+    task = StereotypeTask(
+        axes=axes,
+        resources=params.resources,
+        noun_window=params.noun_window,
+        pronouns=params.count_pronouns,
+        max_examples=params.max_examples,
+    )
+    t = StereoTally()
+    for part in ctx.map_shards(source, task, batch_size=params.batch_size):
+        t.merge(part, params.max_examples)
+    return t
+
+
+def resolve_axes(know: StereotypeKnowledge, params: StereotypeParams) -> tuple[str, ...]:
+    """The axes to measure (CheckerError for an axis the knowledge does not cover)."""
+    if params.axes is None:
+        return tuple(know.axes)
+    unknown = [a for a in params.axes if a not in know.groups_by_axis]
+    if unknown:
+        raise CheckerError(
+            f"no stereotype knowledge for axis {unknown[0]!r}; known: {', '.join(know.axes)}"
+        )
+    return tuple(params.axes)
 
 
 class StereotypeChecker(Checker):
-    """Ensure synthetic data does not tie demographic groups to negative or stereotyped terms."""
+    """Ensure synthetic data (and the FM) does not state or prefer known stereotypes."""
 
     id: ClassVar[str] = "FMFL-F02"
     title: ClassVar[str] = "Ensure synthetic data does not associate groups with stereotypes"
     area: ClassVar[Area] = Area.FAIRNESS
     threat: ClassVar[str] = "underrepresented attributes"
-    inputs: ClassVar[tuple[str, ...]] = ("clients[].synthetic_data",)
+    inputs: ClassVar[tuple[str, ...]] = ("clients[].synthetic_data", "foundation_model.checkpoint")
     Params = StereotypeParams
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
@@ -146,125 +295,76 @@ class StereotypeChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, StereotypeParams)
-        lex = shared_lexicon(ctx.cache)
-        cats = shared_association_terms(ctx.cache, _category_spec(params))
-        axes = (
-            [a for a in lex.axes if a not in CONTROL_AXES]
-            if params.axes is None
-            else list(params.axes)
-        )
-        unknown = [a for a in axes if a not in lex.groups]
-        if unknown:
-            raise CheckerError(f"unknown HolisticBias axis {unknown[0]!r}")
-        out = CheckOutput(notes=[f"categories: {', '.join(sorted(cats))}; window {params.window}"])
+        from fmfl_audit.checkers.privacy._evidence import warm_scrubber
+
+        know = shared_knowledge(ctx.cache, params.resources)
+        axes = resolve_axes(know, params)
+        warm_scrubber(ctx.cache, ctx.executor)
+        out = CheckOutput(notes=[f"stereotype knowledge: {', '.join(know.resources)}"])
         clients = clients_with(ctx.deployment, "synthetic_data")
-        ctx.progress.set_total(len(clients))
-        pooled = _Tally()
+        ctx.progress.set_total(len(clients) + 1)
+        pooled = StereoTally()
         for c in clients:
-            tally = self._tally(ctx, c.synthetic_data, axes, params)
-            self._assess(c.subject, tally, cats, params, out)
+            tally = tally_source(ctx, c.synthetic_data, params, axes)
+            self._assess(c.subject, know, tally, axes, params, out)
             pooled.merge(tally, params.max_examples)
             ctx.progress.advance()
-        self._assess("overall", pooled, cats, params, out)
-        return out
+        self._assess("overall", know, pooled, axes, params, out)
+        fm = ctx.deployment.manifest.foundation_model
+        if params.fm_preference and fm is not None and fm.checkpoint is not None:
+            from fmfl_audit.checkers.fairness._fm_preference import fm_preference_findings
 
-    def _tally(
-        self,
-        ctx: CheckContext,
-        source: DataSource,
-        axes: list[str],
-        params: StereotypeParams,
-    ) -> _Tally:
-        task = _StereotypeTask(
-            axes=tuple(axes),
-            categories=_category_spec(params),
-            window=params.window,
-            noun_window=params.noun_window,
-            pronouns=params.count_pronouns,
-            max_examples=params.max_examples,
-        )
-        t = _Tally()
-        for part in ctx.map_shards(source, task, batch_size=params.batch_size):
-            t.merge(part, params.max_examples)
-        return t
+            fm_preference_findings(ctx, know, axes, params, out)
+        ctx.progress.advance()
+        return out
 
     def _assess(
         self,
         subject: str,
-        t: _Tally,
-        cats: dict[str, frozenset[str]],
+        know: StereotypeKnowledge,
+        t: StereoTally,
+        axes: tuple[str, ...],
         params: StereotypeParams,
         out: CheckOutput,
     ) -> None:
-        from scipy.stats import fisher_exact
-
-        figures: dict[str, Any] = {"records": t.records, "mentions": sum(t.mentions.values())}
-        axes = sorted({a for a, _ in t.mentions})
-        comparisons: list[tuple[str, str, dict[str, Any]]] = []
-        for axis in axes:
-            groups = sorted(g for a, g in t.mentions if a == axis)
-            per_axis: dict[str, Any] = {
-                "mentions": {g: t.mentions[(axis, g)] for g in groups},
-            }
-            eligible = [g for g in groups if t.mentions[(axis, g)] >= params.min_group_mentions]
-            for cat in sorted(cats):
-                rates = {g: t.hits[(axis, g, cat)] / t.mentions[(axis, g)] for g in groups}
-                cell: dict[str, Any] = {"rates": {g: round(r, 6) for g, r in rates.items()}}
-                if len(eligible) >= 2:
-                    hi = max(eligible, key=lambda g: (rates[g], g))
-                    lo = min(eligible, key=lambda g: (rates[g], g))
-                    diff = rates[hi] - rates[lo]
-                    n_hi, n_lo = t.mentions[(axis, hi)], t.mentions[(axis, lo)]
-                    k_hi, k_lo = t.hits[(axis, hi, cat)], t.hits[(axis, lo, cat)]
-                    _, p = fisher_exact([[k_hi, n_hi - k_hi], [k_lo, n_lo - k_lo]], "greater")
-                    cell.update(
-                        high_group=hi,
-                        low_group=lo,
-                        rate_difference=round(diff, 6),
-                        rate_ratio=round(rates[hi] / rates[lo], 6) if rates[lo] > 0 else None,
-                        p_value=float(p),
-                    )
-                    comparisons.append((axis, cat, cell))
-                per_axis[cat] = cell
-            figures[axis] = per_axis
-        n_tests = max(1, len(comparisons))
-        figures["comparisons"] = len(comparisons)
-        for axis, cat, cell in comparisons:
-            p_adj = min(1.0, cell["p_value"] * n_tests)
-            cell["p_value_bonferroni"] = p_adj
-            hi, lo = cell["high_group"], cell["low_group"]
-            k_hi = t.hits[(axis, hi, cat)]
-            if (
-                cell["rate_difference"] > params.max_rate_difference
-                and k_hi >= params.min_cooccurrences
-                and p_adj < params.alpha
-            ):
-                out.findings.append(
-                    FindingDraft(
-                        subject=subject,
-                        key=f"{axis}:{cat}",
-                        confidence=Confidence.HIGH
-                        if p_adj < params.alpha / 10
-                        else Confidence.MEDIUM,
-                        message=(
-                            f"{axis}: mentions of {hi} co-occur with {cat} terms at "
-                            f"{cell['rates'][hi]:.0%} vs {cell['rates'][lo]:.0%} for {lo} "
-                            f"({k_hi} of {t.mentions[(axis, hi)]} mentions; Bonferroni "
-                            f"p={p_adj:.2g}) in "
-                            + (
-                                "the pooled synthetic data"
-                                if subject == "overall"
-                                else f"{subject}'s synthetic data"
-                            )
-                        ),
-                        metric=Metric(
-                            name="cooccurrence_rate_difference",
-                            value=cell["rate_difference"],
-                            threshold=params.max_rate_difference,
-                        ),
-                        evidence=tuple(
-                            Evidence(location=loc) for loc in t.examples[(axis, hi, cat)]
-                        ),
-                    )
-                )
+        figures: dict[str, Any] = {"records": t.records}
+        assessed = {a: assess_axis(know, t, a, params.prior_weight) for a in axes}
+        tested = [a for a, f in assessed.items() if f.consistent > 0]
+        for axis, f in assessed.items():
+            if f.mentions or f.consistent or f.counter:
+                figures[axis] = f.as_dict()
+        figures["axes_tested"] = len(tested)
         out.metrics[subject] = figures
+        for axis in tested:
+            f = assessed[axis]
+            p_adj = min(1.0, f.p_value * len(tested))
+            figures[axis]["p_value_bonferroni"] = p_adj
+            lift = f.lift
+            if (
+                f.consistent < params.min_statements
+                or f.rate < params.min_rate
+                or (lift is not None and lift < params.min_lift)
+                or p_adj >= params.alpha
+            ):
+                continue
+            where = "the pooled synthetic data" if subject == "overall" else f"{subject}'s data"
+            groups = ", ".join(f"{g} {n}" for g, n in f.top_groups.items())
+            out.findings.append(
+                FindingDraft(
+                    subject=subject,
+                    key=f"{axis}:stereotype",
+                    confidence=Confidence.HIGH if p_adj < params.alpha / 10 else Confidence.MEDIUM,
+                    message=(
+                        f"{axis}: {f.consistent} stereotype-consistent statements vs "
+                        f"{f.counter} counter-stereotypical in {where} ({f.rate:.1%} of "
+                        f"{f.mentions} group mentions; "
+                        + (f"{lift:.1f}x" if lift is not None else "above")
+                        + f" the {f.expected:.1f} expected if groups were interchangeable, "
+                        f"Bonferroni p={p_adj:.2g}); most: {groups}"
+                    ),
+                    metric=Metric(
+                        name="stereotype_rate", value=round(f.rate, 6), threshold=params.min_rate
+                    ),
+                    evidence=tuple(t.examples.get(axis, ())),
+                )
+            )

@@ -8,6 +8,15 @@ for owner S counts towards S -> R, unless R itself holds the shingle (text R sen
 come back to R: that is not leakage). Consecutive leaked shingles of one owner form one *leaked
 span*.
 
+Common-phrase discount (`common_phrase_bits`): two unrelated texts can share a formulaic phrase
+("was listed on the National Register of Historic Places"). The spans one synthetic record shares
+with one owner count as leaked only when their surprisal under the shipped background English
+n-gram table (`_commonness`) adds up to `common_phrase_bits`; the others are reported separately
+(`discounted_common_spans_from`, and a note) so nothing is hidden. A verbatim leak of 12 words of
+rare text, or a near-verbatim one (a word changed every ~9 words: several short spans in one
+record), scores well above the default; the score reads only the synthetic record's words, so
+fingerprints keep working.
+
 Both passes are shard map/reduce steps (`engine.executors`): an index task returns a shard's
 record count and its sorted distinct shingle hashes, merged per source into the owner's set; a
 probe task receives the built `LeakIndex` as `env.shared` and returns its shard's counts and first
@@ -73,6 +82,13 @@ class LeakageParams(CheckerParams):
         description="Ignore shingles held by at least this many owners (shared boilerplate such "
         "as prompt templates); null keeps every shingle.",
     )
+    common_phrase_bits: float | None = Field(
+        default=70.0,
+        ge=0,
+        description="The spans a synthetic record shares with one owner count as leaked only when "
+        "their surprisal under the shipped background English n-gram table adds up to this many "
+        "bits (common phrases score less and are reported as discounted); null counts every span.",
+    )
     key_env: str = Field(
         default=KEY_ENV, description="Environment variable with the shared fingerprint key."
     )
@@ -119,6 +135,8 @@ class _ProbeTally:
     probed: int = 0
     leaking: int = 0
     spans_from: Counter[str] = field(default_factory=Counter)
+    discounted_from: Counter[str] = field(default_factory=Counter)
+    """Spans shared with an owner but too common in general English to count (per owner)."""
     examples: dict[str, list[Evidence]] = field(default_factory=dict)
 
     def merge(self, other: _ProbeTally, max_examples: int) -> None:
@@ -126,6 +144,7 @@ class _ProbeTally:
         self.probed += other.probed
         self.leaking += other.leaking
         self.spans_from.update(other.spans_from)
+        self.discounted_from.update(other.discounted_from)
         for name, ex in other.examples.items():
             mine = self.examples.setdefault(name, [])
             mine.extend(ex[: max(0, max_examples - len(mine))])
@@ -140,6 +159,7 @@ class _ProbeTask(ShardTask):
     client_id: str
     common_min_owners: int | None
     max_examples: int
+    common_phrase_bits: float | None = None
 
     def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _ProbeTally:
         import numpy as np
@@ -163,6 +183,7 @@ class _ProbeTask(ShardTask):
                 runs = _leaked_runs(
                     index, masks[starts[j] : starts[j + 1]], me, self.common_min_owners
                 )
+                runs = self._discount(env, words[j], runs, owners, tally)
                 if not runs:
                     continue
                 tally.leaking += 1
@@ -176,6 +197,30 @@ class _ProbeTask(ShardTask):
                         )
                         ex.append(Evidence(location=rec.location, excerpt=excerpt))
         return tally
+
+    def _discount(
+        self,
+        env: ShardEnv,
+        words: list[str],
+        runs: dict[int, list[tuple[int, int]]],
+        owners: list[str],
+        tally: _ProbeTally,
+    ) -> dict[int, list[tuple[int, int]]]:
+        """The runs whose owner's spans in this record add up to `common_phrase_bits` of
+        surprisal; the others are counted as discounted common phrases."""
+        if self.common_phrase_bits is None or not runs:
+            return runs
+        from fmfl_audit.checkers.privacy._commonness import load_background
+
+        bg = env.cache.get("p06:background", load_background)
+        kept = {}
+        for owner_i, spans in runs.items():
+            bits = sum(bg.bits(words[a : b + self.k]) for a, b in spans)
+            if bits >= self.common_phrase_bits:
+                kept[owner_i] = spans
+            else:
+                tally.discounted_from[owners[owner_i]] += len(spans)
+        return kept
 
 
 class LeakageChecker(Checker):
@@ -341,6 +386,7 @@ class LeakageChecker(Checker):
                     client_id=client.id,
                     common_min_owners=params.common_min_owners,
                     max_examples=params.max_examples,
+                    common_phrase_bits=params.common_phrase_bits,
                 ),
             )
             for client in clients
@@ -367,7 +413,13 @@ class LeakageChecker(Checker):
             "synthetic_records_probed": tally.probed,
             "records_with_leaked_spans": tally.leaking,
             "leaked_spans_from": dict(sorted(spans_from.items())),
+            "discounted_common_spans_from": dict(sorted(tally.discounted_from.items())),
         }
+        for name, n in sorted(tally.discounted_from.items()):
+            out.notes.append(
+                f"{n} span(s) shared by {name} and client {client.id}'s synthetic data were "
+                f"discounted as common English phrases (< {params.common_phrase_bits:g} bits)"
+            )
         for name, n in sorted(spans_from.items()):
             if n < params.min_leaked_spans:
                 continue

@@ -1,0 +1,206 @@
+"""FMFL-F02 on real stereotyping text: leave-one-resource-out recall, twins and neutral text.
+
+    python benchmarks/f02_stereotypes.py
+
+Test sets (pinned snapshots, `_stereodata.py`):
+
+- `stereoset`: the gold stereotype sentences of StereoSet's intrasentence gender, race and
+  religion tasks (crowd-written, CC-BY-SA-4.0);
+- `redditbias`: the Reddit phrases RedditBias annotators marked biased, against Black people,
+  Jews, Muslims, women and LGBTQ people (real social-media text, MIT);
+- `seegull`: SeeGULL's majority-vote stereotypes as plain statements (`"{Group} are
+  {attribute}."`, the group named as the FM probes name it; SeeGULL ships no sentences);
+- twins: each stereotype sentence with its group mention swapped for another group of the same
+  axis for which none of the sentence's attributes is a stereotype (RedditBias's own
+  counter-target phrases for `redditbias`: Christians for Muslims, white people for Black
+  people, ...);
+- neutral: held-out real sentences that mention a group, from WikiSplit `test` (Wikipedia) and
+  UD English-EWT `dev` + `test` (blogs, reviews, e-mail, newsgroups, answers).
+
+For each test set: knowledge from every resource (`all`) and from every resource but the one the
+sentences come from (`loro`, leave-one-resource-out). Sentence-level figures: share of stereotype
+sentences with a consistent statement (recall), per the test set's own bias type; the same share on
+their twins and on the neutral sentences. Rule-level: FMFL-F02 with its default pack settings on
+three dumps (the stereotype sentences, their twins, the neutral sentences): must fire on the first
+only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _stereodata import (
+    REDDITBIAS,
+    SEEGULL,
+    STEREOSET_TYPES,
+    ewt_sentences,
+    stereoset_pairs,
+    wikisplit_sentences,
+)
+
+from fmfl_audit.checkers.fairness._fm_preference import surface
+from fmfl_audit.checkers.fairness._stereotypes import (
+    RESOURCES,
+    StereotypeKnowledge,
+    load_knowledge,
+    statements,
+)
+
+REDDIT_SETS = (
+    ("race", "race_black", "race_white"),
+    ("religion1", "religion1_jews", "religion1_christians"),
+    ("religion2", "religion2_muslims", "religion2_christians"),
+    ("gender", "gender_female", "gender_male"),
+    ("orientation", "orientation_lgbtq", "orientation_straight"),
+)
+
+
+def reddit_phrases(folder: str, name: str) -> list[str]:
+    rows = REDDITBIAS.csv(f"data/{folder}/reddit_comments_{name}_biased_test_reduced.csv")
+    return [r["comments_processed"] for r in rows if r.get("comments_processed")]
+
+
+def seegull_statements(full: StereotypeKnowledge) -> list[str]:
+    """SeeGULL's majority-vote stereotypes as `"{Group} are {attribute}."`, the group named as the
+    FM probes name it (`Mexicans`, `Chinese people`)."""
+    from _stereodata import COUNTRIES
+
+    group_of: dict[str, str] = {}
+    for c in COUNTRIES.json("countries.json"):
+        for v in c.get("demonyms", {}).get("eng", {}).values():
+            if v:
+                toks = v.lower().split()
+                for m in full.lexicon.mentions([*toks, "people"], axes=("nationality",)):
+                    group_of.setdefault(v.lower(), m.group)
+    out = []
+    for row in SEEGULL.csv("dataset/stereotypes_global_v2.csv"):
+        if max(int(row["region_stereo"] or 0), int(row["NA_stereo"] or 0)) < 2:
+            continue
+        group = group_of.get(row["identity"].strip().lower())
+        if group is not None:
+            out.append(f"{surface(full, 'nationality', group)} are {row['attribute'].strip()}.")
+    return out
+
+
+def twin(full: StereotypeKnowledge, text: str, rng: random.Random) -> str | None:
+    """`text` with its first stereotyped group mention swapped for a group of the same axis
+    that none of the clause's attributes fits (None when it names no group)."""
+    found = statements(text, full)
+    if not found:
+        return None
+    s = next((x for x in found if x.kind == "consistent"), found[0])
+    bad = set(full.consistent_groups(s.axis, s.pairings)) | {s.group}
+    options = [g for g in full.groups_by_axis[s.axis] if g not in bad]
+    if not options:
+        return None
+    lo, hi = s.span
+    return text[:lo] + surface(full, s.axis, rng.choice(options)) + text[hi:]
+
+
+def neutral_sentences(full: StereotypeKnowledge) -> list[str]:
+    from fmfl_audit.checkers.fairness._stereotypes import group_mentions
+
+    sents = wikisplit_sentences("test") + ewt_sentences("dev") + ewt_sentences("test")
+    return [s for s in dict.fromkeys(sents) if group_mentions(s, full, pronouns=False)]
+
+
+def sentence_rates(
+    know: StereotypeKnowledge, texts: list[str], labels: list[str] | None = None
+) -> tuple[float, dict[str, str]]:
+    """Share of texts with a consistent statement; per label (the test set's own axis label)."""
+    hits = 0
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for i, t in enumerate(texts):
+        ok = any(s.kind == "consistent" for s in statements(t, know))
+        hits += ok
+        if labels is not None:
+            per[labels[i]][0] += ok
+            per[labels[i]][1] += 1
+    rates = {a: f"{h}/{n} ({h / n:.0%})" for a, (h, n) in sorted(per.items())}
+    return hits / max(1, len(texts)), rates
+
+
+def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> dict[str, str]:
+    import yaml
+
+    from fmfl_audit import Auditor, load_manifest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        clients = []
+        for name, texts in dumps.items():
+            (root / f"{name}.jsonl").write_text(
+                "".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8"
+            )
+            clients.append({"id": name, "synthetic_data": f"{name}.jsonl"})
+        m = {
+            "version": 1,
+            "deployment": {"name": "f02-bench"},
+            "clients": clients,
+            "policy": {"rules": {"FMFL-F02": {"params": {"resources": list(resources)}}}},
+        }
+        (root / "manifest.yaml").write_text(yaml.safe_dump(m), encoding="utf-8")
+        rep = Auditor(load_manifest(root / "manifest.yaml"), only=("FMFL-F02",)).run()
+    fired: dict[str, list[str]] = defaultdict(list)
+    for f in rep.findings:
+        fired[f.subject.split(":", 1)[-1]].append(f.message.split(":")[0])
+    return {name: ",".join(sorted(fired[name])) or "quiet" for name in dumps}
+
+
+def main() -> None:
+    rng = random.Random(0)
+    full = load_knowledge()
+    labelled = {
+        "stereoset": [(b, s) for b in STEREOSET_TYPES for _, s, _ in stereoset_pairs(b)],
+        "redditbias": [(f, p) for f, a, _ in REDDIT_SETS for p in reddit_phrases(f, a)],
+        "seegull": [("nationality", s) for s in seegull_statements(full)],
+    }
+    tests = {name: [t for _, t in rows] for name, rows in labelled.items()}
+    twins = {
+        name: [t for t in (twin(full, s, rng) for s in texts) if t] for name, texts in tests.items()
+    }
+    twins["redditbias"] = [p for f, _, b in REDDIT_SETS for p in reddit_phrases(f, b)]
+    neutral = neutral_sentences(full)
+    print(f"neutral sentences mentioning a group: {len(neutral)}")
+    rows = []
+    for name, texts in tests.items():
+        for mode in ("all", "loro"):
+            res = tuple(RESOURCES) if mode == "all" else tuple(r for r in RESOURCES if r != name)
+            know = load_knowledge(res)
+            recall, per_axis = sentence_rates(know, texts, [a for a, _ in labelled[name]])
+            twin_rate, _ = sentence_rates(know, twins[name])
+            neutral_rate, _ = sentence_rates(know, neutral)
+            sample = rng.sample(texts, min(len(texts), 2000))
+            verdict = rule_verdicts(
+                {
+                    "stereotypes": sample,
+                    "twins": rng.sample(twins[name], min(len(twins[name]), 2000)),
+                    "neutral": neutral,
+                },
+                res,
+            )
+            row = {
+                "test": name,
+                "knowledge": mode if mode == "all" else "all but " + name,
+                "sentences": len(texts),
+                "recall": round(recall, 4),
+                "recall_per_axis": per_axis,
+                "twins": len(twins[name]),
+                "twin_rate": round(twin_rate, 4),
+                "neutral_rate": round(neutral_rate, 4),
+                "F02": verdict,
+            }
+            rows.append(row)
+            print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
