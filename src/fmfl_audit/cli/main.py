@@ -349,6 +349,12 @@ def plan_summary(manifest: Path, deployment: Any, plan: list[Any]) -> list[str]:
         "(policy.max_malformed_share)" + (", and:" if conditional else ".")
     )
     lines += [f"  {rule_id}: skipped {cond}" for rule_id, cond in conditional]
+    fm = deployment.manifest.foundation_model
+    if fm is not None and fm.probe_transcript is not None:
+        lines.append(
+            "  A rule fed only by the probe transcript is skipped when the transcript holds no "
+            "answers to its probe suite (run `fmfl-audit probe` first)."
+        )
     return lines
 
 

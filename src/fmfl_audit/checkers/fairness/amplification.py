@@ -128,6 +128,10 @@ class AmplificationChecker(Checker):
     title: ClassVar[str] = "Ensure the FM path does not amplify group disparities"
     area: ClassVar[Area] = Area.FAIRNESS
     threat: ClassVar[str] = "bias transmission"
+    runtime_skips: ClassVar[tuple[str, ...]] = (
+        "when no sensitive feature is declared (params.features, evaluation or private samples)",
+        "when no private-sample or evaluation record carries a label and a sensitive feature",
+    )
     inputs: ClassVar[tuple[str, ...]] = (
         "clients[].private_sample (label + sensitive features)",
         "clients[].synthetic_data, foundation_model.teacher_predictions or models[]",

@@ -48,6 +48,10 @@ class BehaviourDriftChecker(Checker):
         "foundation_model.probe_transcript",
     )
     Params = BehaviourParams
+    runtime_skips: ClassVar[tuple[str, ...]] = (
+        "when no probe suite has `min_pairs` probes answered by both the endpoint and the "
+        "reference endpoint in the transcript",
+    )
 
     def missing_inputs(self, deployment: Deployment) -> list[str]:
         fm = deployment.manifest.foundation_model
