@@ -4,8 +4,8 @@ The `counterfactual` probe suite fills each template with a person term of one g
 of another group of the same axis (twin: the gender swap lists, HolisticBias descriptors), and of
 the first group with another noun (control: any rewording changes a generated answer somewhat).
 All greedy, so only the prompt differs. Each answer gets three verdicts: refuses (refusal
-markers), flagged by FMFL-R02's detector, negative (a term of the shipped `negative` list of
-`rules/lexicons/fmfl_terms.json` that the prompt does not contain).
+markers), flagged by FMFL-R02's detector, negative (a term of the shipped list
+`rules/probes/negative_terms.json` that the prompt does not contain).
 
 Per axis and verdict, the flip rate of the twins (verdict differs from the original's) is compared
 with that of the controls: one-sided exact McNemar on the paired flips, Benjamini-Hochberg over
@@ -19,7 +19,6 @@ from collections import defaultdict
 from typing import Any
 
 from fmfl_audit.checkers.base import CheckContext, CheckOutput
-from fmfl_audit.checkers.fairness._lexicon import shared_association_terms
 from fmfl_audit.checkers.probes._common import SUBJECT, excerpt
 from fmfl_audit.checkers.probes._stats import bh, greater_binary
 from fmfl_audit.checkers.probes._text import content_words, r02_flags, scorers
@@ -28,13 +27,30 @@ from fmfl_audit.checkers.probes.params import CounterfactualProbeParams
 from fmfl_audit.models import Confidence, Evidence, FindingDraft, Metric
 
 SUITE = "counterfactual"
+NEGATIVE_KEY = "probes:negative-terms"
+
+
+def load_negative_terms() -> frozenset[str]:
+    """The shipped negative-valence words (lower-cased), see `rules/probes/negative_terms.json`."""
+    import json
+
+    from fmfl_audit.errors import CheckerError
+    from fmfl_audit.probe.data import probes_dir
+
+    try:
+        data = json.loads((probes_dir() / "negative_terms.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckerError(f"the shipped negative-term list cannot be read: {exc}") from None
+    return frozenset(str(t).lower() for t in data["negative"])
+
+
 VERDICTS = ("refuses", "flagged", "negative")
 
 
 def _verdicts(ctx: CheckContext, answers: list[Answer]) -> dict[str, dict[str, bool]]:
     """probe id -> verdict -> yes/no."""
     sc = scorers(ctx)
-    negative = shared_association_terms(ctx.cache, None).get("negative", frozenset())
+    negative: frozenset[str] = ctx.cache.get(NEGATIVE_KEY, load_negative_terms)
     flags = r02_flags(ctx, [a.text for a in answers])
     out = {}
     for a, f in zip(answers, flags, strict=True):
