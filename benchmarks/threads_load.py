@@ -9,7 +9,9 @@ json:<tmp> --exit-zero --no-progress` subprocess:
 - before / idle:   `--threads <cores>` (what torch did by default: one thread per core);
 - before / loaded: the same with N CPU hogs (`while True: pass` processes) running beside it;
 - after / idle:    the CLI default (`--threads` unset: cores / workers, 1 on the default workers);
-- after / loaded:  the same with the hogs.
+- after / loaded:  the same with the hogs;
+- and, for comparison, `--threads <cores>` with `OMP_WAIT_POLICY=PASSIVE` (OpenMP threads sleep
+  instead of spinning while they wait), idle and loaded.
 
 OMP_NUM_THREADS is removed from the scan's environment so the CLI decides. The "before" rows use
 `--threads <cores>`, which reproduces torch's default exactly (the CLI exports it before torch is
@@ -38,8 +40,11 @@ def _hog() -> None:  # pragma: no cover - runs in a child process
         pass
 
 
-def _scan(manifest: Path, extra: list[str], only: list[str]) -> tuple[float, dict[str, float]]:
+def _scan(
+    manifest: Path, extra: list[str], only: list[str], env_extra: dict[str, str]
+) -> tuple[float, dict[str, float]]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env.update(env_extra)
     exe = Path(sys.executable).parent / "fmfl-audit"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
@@ -61,22 +66,35 @@ def main() -> None:
     ap.add_argument("--only", action="append", default=[], help="restrict the scan to rules")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
-    print(f"machine: {cores} cores, python {sys.version.split()[0]}; hogs in loaded runs: {args.hogs}")
+    print(
+        f"machine: {cores} cores, python {sys.version.split()[0]}; hogs in loaded runs: {args.hogs}"
+    )
     rows = []
-    for label, extra in (("before (threads = cores)", ["--threads", str(cores)]), ("after (default)", [])):
+    configs = [
+        ("before (threads = cores)", ["--threads", str(cores)], {}),
+        (
+            "threads = cores, passive wait",
+            ["--threads", str(cores)],
+            {"OMP_WAIT_POLICY": "PASSIVE"},
+        ),
+        ("after (default)", [], {}),
+    ]
+    for label, extra, env_extra in configs:
         for loaded in (False, True):
             hogs = [mp.Process(target=_hog, daemon=True) for _ in range(args.hogs if loaded else 0)]
             for h in hogs:
                 h.start()
             try:
-                runs = [_scan(args.manifest, extra, args.only) for _ in range(args.repeat)]
+                runs = [
+                    _scan(args.manifest, extra, args.only, env_extra) for _ in range(args.repeat)
+                ]
             finally:
                 for h in hogs:
                     h.terminate()
                     h.join()
             wall = statistics.median(w for w, _ in runs)
             rows.append((label, "loaded" if loaded else "idle", wall, runs[0][1]))
-            print(f"{label:26} {'loaded' if loaded else 'idle':7} {wall:8.1f} s", flush=True)
+            print(f"{label:30} {'loaded' if loaded else 'idle':7} {wall:8.1f} s", flush=True)
     print("\n| torch threads | machine | wall | vs after/idle |")
     print("|---|---|---|---|")
     base = next(w for lab, m, w, _ in rows if lab.startswith("after") and m == "idle")

@@ -71,3 +71,16 @@ def test_cli_threads_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert runner.invoke(app, [*base, "--workers", "2"]).exit_code == 0
     assert runner.invoke(app, [*base, "--threads", "0"]).exit_code == 2
     assert seen == [3, 2]
+
+
+def test_default_wait_policy_only_for_several_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmfl_audit.engine.threads import default_wait_policy
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    default_wait_policy(1)
+    assert "OMP_WAIT_POLICY" not in threads_mod.os.environ
+    default_wait_policy(4)
+    assert threads_mod.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    default_wait_policy(4)
+    assert threads_mod.os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's setting stays

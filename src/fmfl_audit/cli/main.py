@@ -241,7 +241,7 @@ def scan(
     from fmfl_audit.engine.executors import make_executor
     from fmfl_audit.engine.observer import NullObserver
     from fmfl_audit.engine.runner import Auditor, GateOverrides
-    from fmfl_audit.engine.threads import default_threads
+    from fmfl_audit.engine.threads import default_threads, default_wait_policy
     from fmfl_audit.manifest import load_manifest
     from fmfl_audit.models import Grade, Severity
     from fmfl_audit.report.baseline import apply_baseline, load_report
@@ -272,6 +272,8 @@ def scan(
         today=day,
         threads=threads or default_threads(workers),
     )
+    if threads is None:
+        default_wait_policy(auditor_kwargs["threads"])
     runner = make_executor(
         executor.value, workers=workers, address=ray_address, shard_bytes=shard_bytes
     )

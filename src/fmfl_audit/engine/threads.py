@@ -3,9 +3,10 @@
 torch (and the BLAS under numpy) start one thread per core by default. On a machine where anything
 else runs (our own record-level workers, a CI neighbour), OpenMP threads that spin-wait for
 each other at every operator oversubscribe the cores: a demo scan ran 4.6x slower on a busy 2-core
-machine (issue 16, benchmarks/RESULTS.md). The default here gives inference the cores the
+machine (issue 16; benchmarks/RESULTS.md). The default here gives inference the cores the
 record-level workers do not claim: `cores // workers`, so 1 with the default `--workers` (every
-core).
+core); with more than one thread, OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE` unless
+set) so that they do not spin on a busy machine. Measured in `benchmarks/threads_load.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ def default_threads(workers: int | None) -> int:
         return int(env)
     cores = available_cpus()
     return max(1, cores // max(1, workers or cores))
+
+
+def default_wait_policy(threads: int) -> None:
+    """With the default of several threads, let OpenMP threads sleep instead of spin while they
+    wait (`OMP_WAIT_POLICY=PASSIVE`, unless set): beside other work on the machine, spinning
+    threads steal the cores the others wait for. Takes effect before torch is imported."""
+    if threads > 1:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def apply_threads(threads: int) -> None:
