@@ -18,8 +18,10 @@ from fmfl_audit.checkers.robustness._jailbreak import (
     SimilarityIndex,
     load_corpus,
     load_signatures,
+    load_intent,
     normalise,
 )
+from fmfl_audit.checkers.robustness._suffix import SuffixScorer
 from fmfl_audit.models import Outcome, Severity
 
 BENIGN = [
@@ -69,7 +71,9 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    return Detector(signatures=load_signatures())
+    return Detector(
+        signatures=load_signatures(), suffix=SuffixScorer(), intent=load_intent("intent_prompts")
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
