@@ -12,6 +12,7 @@ text; `eval_only` collections are never used for training or tuning (FP sets, ha
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -167,6 +168,7 @@ class MissingSource(RuntimeError):
     """A snapshot is not under the mirror folder."""
 
 
+@functools.lru_cache(maxsize=256)
 def _show(mirror: Path, name: str, path: str) -> bytes:
     src = SOURCES[name]
     gitdir = mirror / src.repo.replace("/", "+") / "repo"

@@ -168,7 +168,7 @@ def place(goal: str, soup: str, rng: random.Random) -> str:
     if r < 0.3:
         words = goal.split()
         k = max(1, len(words) // 2)
-        return " ".join(words[:k] + [soup] + words[k:])
+        return " ".join([*words[:k], soup, *words[k:]])
     return f"{goal} {soup}"
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jbdata
 import _jbdisguise
 
-from fmfl_audit.checkers.robustness._intent import LinearTextModel, train
+from fmfl_audit.checkers.robustness._intent import FeatureSpec, LinearTextModel, train
 
 COMMAND = "python benchmarks/train_intent.py --mirror <snapshots> --out rules/jailbreak"
 GOAL_SOURCES = ("advbench", "harmbench", "strongreject", "gptfuzz")
@@ -106,13 +106,14 @@ def fit(texts: list[str], labels: list[int], name: str, seed: int = 0) -> Linear
     rng = np.random.default_rng(seed)
     fold = rng.integers(0, 3, len(texts))
     oof = np.zeros(len(texts))
+    x = FeatureSpec().transform(texts)  # hashed once; folds are row slices
     for k in range(3):
         tr = np.flatnonzero(fold != k)
         te = np.flatnonzero(fold == k)
-        m = train([texts[i] for i in tr], [labels[i] for i in tr], name=name)
-        oof[te] = m.predict([texts[i] for i in te])
+        m = train([], [labels[i] for i in tr], name=name, features=x[tr])
+        oof[te] = 1.0 / (1.0 + np.exp(-(x[te] @ m.coef + m.intercept)))
     threshold = max(0.5, float(np.quantile(oof[y == 0], 0.99)))
-    model = train(texts, labels, name=name)
+    model = train(texts, labels, name=name, features=x)
     recall = float((oof[y == 1] >= threshold).mean())
     fpr = float((oof[y == 0] >= threshold).mean())
     meta = {

@@ -155,12 +155,14 @@ def train(
     name: str,
     c: float = 4.0,
     spec: FeatureSpec | None = None,
+    features: Any = None,
 ) -> LinearTextModel:
-    """Fit a class-balanced logistic regression (liblinear); threshold 0.5 until tuned."""
+    """Fit a class-balanced logistic regression (liblinear); threshold 0.5 until tuned.
+    `features`: the rows of `spec.transform(texts)` when the caller already has them."""
     from sklearn.linear_model import LogisticRegression
 
     spec = spec or FeatureSpec()
-    x = spec.transform(texts)
+    x = spec.transform(texts) if features is None else features
     clf = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=200)
     clf.fit(x, np.asarray(labels))
     return LinearTextModel(
