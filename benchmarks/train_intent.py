@@ -142,7 +142,8 @@ def provenance() -> str:
         "",
         f"Reproduce: `{COMMAND}` (snapshots of the repositories below, one bare git directory",
         "per repository as `owner+name/repo`). Weights: `.npz`, `allow_pickle=False`; parameters",
-        "and threshold: `.json`. Our own disguise and compliance templates: `benchmarks/_jbdisguise.py`.",
+        "and threshold: `.json`. Our own disguise and compliance templates:",
+        "`benchmarks/_jbdisguise.py`.",
         "",
         "| collection | repository | commit | licence | files | use |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -153,11 +154,12 @@ def provenance() -> str:
             f"| {s.note} |"
         )
     lines += [
-        "| gptfuzz | sherdencooper/GPTFuzz (shared/data/gptfuzz_templates) | see LICENSE-GPTFuzz.txt "
-        "| MIT | GPTFuzzer.csv, question_list.csv | templates filled with questions; questions as goals |",
+        "| gptfuzz | sherdencooper/GPTFuzz (shared/data/gptfuzz_templates) "
+        "| see LICENSE-GPTFuzz.txt | MIT | GPTFuzzer.csv, question_list.csv "
+        "| templates filled with questions; questions as goals |",
         "",
-        "Evaluation-only collections (EWT, GUM, TweetEval, UD German/French, XSTest, hh-rlhf red-team",
-        "turns and responses, ReNeLLM scenarios) never enter training or threshold tuning.",
+        "Evaluation-only collections (EWT, GUM, TweetEval, UD German/French, XSTest, hh-rlhf",
+        "red-team turns and responses, ReNeLLM scenarios) never enter training or tuning.",
         "",
     ]
     return "\n".join(lines)
