@@ -17,8 +17,8 @@ from fmfl_audit.checkers.robustness._jailbreak import (
     Detector,
     SimilarityIndex,
     load_corpus,
-    load_signatures,
     load_intent,
+    load_signatures,
     normalise,
 )
 from fmfl_audit.checkers.robustness._suffix import SuffixScorer
