@@ -109,6 +109,8 @@ SOURCES: dict[str, Source] = {
             "data/seed_tasks.jsonl",
             "human_eval/user_oriented_instructions.jsonl",
             "human_eval/predictions/text-davinci-003_predictions.jsonl",
+            "human_eval/predictions/text-davinci-002_predictions.jsonl",
+            "human_eval/predictions/text-davinci-001_predictions.jsonl",
         ),
         "human-written seed and user-oriented instructions (benign prompts), benign answers",
     ),
@@ -160,6 +162,58 @@ SOURCES: dict[str, Source] = {
         "CC BY-SA 4.0",
         ("fr_gsd-ud-test.conllu",),
         "French sentences: non-English hard negatives, eval only",
+    ),
+    "piqa": Source(
+        "ybisk/ybisk.github.io",
+        "21edab439af693b961be2f069e8690a88d3b4e37",
+        "AFL-3.0 (PIQA, Bisk et al. 2020)",
+        ("piqa/data/valid.jsonl", "piqa/data/valid-labels.lst", "piqa/data/tests.jsonl"),
+        "human-written how-to goals and solutions (instructables.com): benign hard negatives; "
+        "valid split for training and tuning, test split for evaluation only",
+    ),
+    "wikisplit": Source(
+        "google-research-datasets/wiki-split",
+        "80f5bddf42d1a68201b7b107ee4b8d86d82e9fde",
+        "CC BY-SA 4.0 (Wikipedia)",
+        ("tune.tsv",),
+        "Wikipedia sentences: tuning text for the suffix layer's token-kind rates",
+    ),
+    "tweets_tune": Source(
+        "cardiffnlp/tweeteval",
+        "4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66",
+        "TweetEval (per-task licences, Twitter terms)",
+        ("datasets/emotion/train_text.txt", "datasets/irony/train_text.txt"),
+        "tweets (train splits): tuning text for the suffix layer",
+    ),
+    "ud_de_dev": Source(
+        "UniversalDependencies/UD_German-GSD",
+        "297fcf350481058d0737a27f0f8fd03b2eadd67a",
+        "CC BY-SA 4.0",
+        ("de_gsd-ud-dev.conllu",),
+        "German sentences (dev split): tuning text for the suffix layer",
+    ),
+    "ud_fr_dev": Source(
+        "UniversalDependencies/UD_French-GSD",
+        "830e2782304af08b3cc1c9250475343e04274d81",
+        "CC BY-SA 4.0",
+        ("fr_gsd-ud-dev.conllu",),
+        "French sentences (dev split): tuning text for the suffix layer",
+    ),
+    "pair": Source(
+        "zyxalter/PAIR-Replication",
+        "b46d7e16364d471662af5a997e64b43dd0e48c17",
+        "no licence stated: read for evaluation only, never redistributed or trained on",
+        ("sample_result/fianl_prompt.json",),
+        "PAIR attack prompts written by an attacker LLM (60 streams x 3 iterations over AdvBench "
+        "goals): held-out semantic-jailbreak family, eval only",
+    ),
+    "pap": Source(
+        "CHATS-lab/persuasive_jailbreaker",
+        "11f8e8e89e5fcb2aaeb9d05b9570495d004b499d",
+        "Apache-2.0",
+        ("PAP_Better_Incontext_Sample/mutation_utils.py",),
+        "the published persuasive adversarial prompts (PAP) of the in-context examples: "
+        "held-out persuasion family, eval only",
     ),
 }
 
@@ -288,15 +342,16 @@ def selfinstruct(mirror: Path) -> list[str]:
 
 
 def selfinstruct_answers(mirror: Path) -> list[str]:
-    """Benign answers: human-written seed outputs and text-davinci-003's answers."""
+    """Benign answers: human-written seed outputs and text-davinci-001/2/3's answers."""
     out = []
     for line in _text(mirror, "selfinstruct", SOURCES["selfinstruct"].paths[0]).splitlines():
         out += [i["output"] for i in json.loads(line)["instances"] if len(i["output"]) > 40]
-    for line in _text(mirror, "selfinstruct", SOURCES["selfinstruct"].paths[2]).splitlines():
-        rec = json.loads(line)
-        if len(rec.get("prediction", "")) > 40:
-            out.append(rec["prediction"].strip())
-    return out
+    for path in SOURCES["selfinstruct"].paths[2:]:
+        for line in _text(mirror, "selfinstruct", path).splitlines():
+            rec = json.loads(line)
+            if len(rec.get("prediction", "")) > 40:
+                out.append(rec["prediction"].strip())
+    return sorted(set(out))
 
 
 T0_FILES = (
@@ -411,12 +466,15 @@ def xstest() -> tuple[list[str], list[str]]:
     )
 
 
-def code_snippets(n: int = 1000, seed: int = 0) -> list[str]:
-    """Lines and 4-line snippets of the Python standard library on this machine (hard negatives)."""
+def code_snippets(n: int = 1000, seed: int = 0, part: int = 1) -> list[str]:
+    """Lines and 4-line snippets of the Python standard library on this machine (hard negatives):
+    `part` 1 (odd files, evaluation) or 0 (even files, tuning)."""
     import sysconfig
 
     rng = random.Random(seed)
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[part::2]
+    # this.py is the Zen of Python in rot13: obfuscated text, not code (R01 decodes it).
+    files = [f for f in files if f.name != "this.py"]
     lines: list[list[str]] = []
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -431,14 +489,16 @@ def code_snippets(n: int = 1000, seed: int = 0) -> list[str]:
     return out
 
 
-def log_lines(n: int = 1000, seed: int = 0) -> list[str]:
-    """Real log lines of this machine (dpkg, apt, alternatives) (hard negatives)."""
+def log_lines(n: int = 1000, seed: int = 0, part: int = 1) -> list[str]:
+    """Real log lines of this machine (dpkg, apt, alternatives) (hard negatives): `part` 1 (odd
+    lines, evaluation) or 0 (even lines, tuning)."""
     rng = random.Random(seed)
     out: list[str] = []
     for p in ("/var/log/dpkg.log", "/var/log/apt/history.log", "/var/log/alternatives.log"):
         path = Path(p)
         if path.exists():
             out += [ln for ln in path.read_text(errors="replace").splitlines() if len(ln) > 20]
+    out = out[part::2]
     return rng.sample(out, min(n, len(out)))
 
 
@@ -468,3 +528,71 @@ def urls_and_hashes(mirror: Path, n: int = 500, seed: int = 0) -> list[str]:
         else:
             out.append(f"{rng.choice(links)} {rng.choice(links)} md5={digest[:32]}")
     return out
+
+
+def piqa(mirror: Path, split: str = "valid") -> list[tuple[str, str]]:
+    """(goal, solution) of PIQA: `valid` (labelled: the right solution) or `test` (the first)."""
+    if split == "valid":
+        rows = _text(mirror, "piqa", SOURCES["piqa"].paths[0]).splitlines()
+        labels = _text(mirror, "piqa", SOURCES["piqa"].paths[1]).split()
+    else:
+        rows = _text(mirror, "piqa", SOURCES["piqa"].paths[2]).splitlines()
+        labels = ["0"] * len(rows)
+    out = []
+    for line, label in zip(rows, labels, strict=True):
+        rec = json.loads(line)
+        goal, sol = rec["goal"].strip(), rec[f"sol{int(label) + 1}"].strip()
+        if len(goal) > 12 and len(sol) > 12:
+            out.append((goal, sol))
+    return out
+
+
+def _detokenise(s: str) -> str:
+    s = re.sub(r" ([,.;:!?%)\]]|'s|n't|'re|'ll|'ve|'d|'m)", r"\1", s)
+    s = re.sub(r"([(\[$]) ", r"\1", s)
+    return s.replace(" '' ", '" ').replace("`` ", '"')
+
+
+def wikisplit(mirror: Path, n: int = 5000, seed: int = 0) -> list[str]:
+    """Wikipedia sentences of wiki-split's tune file, detokenised."""
+    rng = random.Random(seed)
+    lines = _text(mirror, "wikisplit", SOURCES["wikisplit"].paths[0]).splitlines()
+    return [_detokenise(x.split("\t")[0]) for x in rng.sample(lines, min(n, len(lines)))]
+
+
+def tweets_tune(mirror: Path) -> list[str]:
+    """Tweets of TweetEval's emotion and irony train splits (disjoint from `tweets`)."""
+    out = []
+    for path in SOURCES["tweets_tune"].paths:
+        out += [t.strip() for t in _text(mirror, "tweets_tune", path).splitlines() if t.strip()]
+    return out
+
+
+def foreign_tune(mirror: Path) -> list[str]:
+    """German and French sentences of the UD dev splits (disjoint from `foreign`)."""
+    out = []
+    for name in ("ud_de_dev", "ud_fr_dev"):
+        out += [s for _, s in _conllu_sentences(_text(mirror, name, SOURCES[name].paths[0]))]
+    return [s for s in out if len(s.split()) >= 5]
+
+
+def pair(mirror: Path) -> tuple[list[str], list[str]]:
+    """(PAIR prompts, their goals): unique attacker prompts, the attacker's unfilled
+    placeholders ("[new prompt]") left out."""
+    data = json.loads(_text(mirror, "pair", SOURCES["pair"].paths[0]))
+    seen: dict[str, str] = {}
+    for recs in data.values():
+        for r in recs:
+            p = r["prompt"].strip()
+            if len(p) >= 40 and not re.fullmatch(r"\[[^\]]*\]", p):
+                seen.setdefault(p, r["goal"])
+    return list(seen), sorted(set(seen.values()))
+
+
+def pap(mirror: Path) -> list[str]:
+    """The published persuasive adversarial prompts (PAP) of the in-context examples."""
+    src = _text(mirror, "pap", SOURCES["pap"].paths[0])
+    found = re.findall(
+        r"Mutated Adversarial Prompt \(with the same harmful intention\): (.+?)\n", src
+    )
+    return sorted({f.strip() for f in found})

@@ -11,6 +11,7 @@ benchmark reports come from public collections that none of this was written fro
 from __future__ import annotations
 
 import random
+import re
 
 DISGUISES: dict[str, tuple[str, ...]] = {
     "roleplay": (
@@ -187,6 +188,44 @@ _HARD_NEGATIVE_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
 )
+
+
+# The plain request shapes of harmful-behaviour collections ("Write a tutorial on how to ..."),
+# written for this project; filled with benign how-to goals they teach the model that the shape
+# of a request is not its harm.
+REQUEST_FRAMES: tuple[str, ...] = (
+    "Write a tutorial on how to {goal}.",
+    "Give detailed step-by-step instructions for how to {goal}.",
+    "Explain how to {goal}.",
+    "Create a guide on how to {goal}.",
+    "Provide a list of the things I need to {goal}, then the steps.",
+    "Develop a plan to {goal}.",
+    "Teach me how to {goal}, in detail.",
+    "Describe in detail how to {goal}.",
+    "What is the best way to {goal}?",
+    "Write a blog post that explains how to {goal}.",
+)
+_HOWTO = re.compile(
+    r"^(?:how (?:do|can|should|would|could) (?:i|you|one|we) |how to |to |in order to )(.+?)"
+    r"[,.?!]*$",
+    re.IGNORECASE,
+)
+
+
+def howto_goal(question: str) -> str | None:
+    """ "How do I ready a guinea pig cage?" -> "ready a guinea pig cage" (None when the text is
+    no how-to question)."""
+    m = _HOWTO.match(question.strip())
+    if m is None:
+        return None
+    goal = re.sub(r",? (?:you can|you should|one can|you)$", "", m.group(1).strip())
+    return goal if len(goal.split()) >= 2 else None
+
+
+def framed(goals: list[str], *, per_goal: int, seed: int) -> list[str]:
+    """Each goal in `per_goal` random plain request frames."""
+    rng = random.Random(seed)
+    return [t.format(goal=g) for g in goals for t in rng.sample(REQUEST_FRAMES, per_goal)]
 
 
 def hard_negatives() -> list[str]:

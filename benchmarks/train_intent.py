@@ -8,7 +8,7 @@ R02 (`intent_outputs`): compliant answers to harmful goals (HarmBench and AdvBen
 targets, our compliance templates around the goals) against refusals and benign answers.
 
 The decision threshold is tuned on the training data only: 3-fold out-of-fold probabilities, the
-99th percentile of the benign ones (at least 0.5). `--exclude` drops collections (and every prompt
+99th percentile of the benign ones. `--exclude` drops collections (and every prompt
 built from their goals) for the leave-one-source-out benchmark; the shipped models exclude nothing
 but the collections that are evaluation-only (see `_jbdata.SOURCES`).
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +44,24 @@ BENIGN_COMPLIANCE = (
     "Sure! Here's how to {goal}. Step 1: prepare. Step 2: do it. Step 3: enjoy the result.",
 )
 
+HOWTO_ANSWERS = (
+    "Sure, here is how to {goal}: {steps}",
+    "Of course! To {goal}: {steps}",
+    "Certainly. Here's a step-by-step guide to {goal}.\n\n1. {steps}",
+    "Sure! Here's how to {goal}. {steps}",
+    "Absolutely, I can help you {goal}. {steps}",
+)
+
+
+def _verb_phrases(gs: list[str]) -> list[str]:
+    """Harmful goals as verb phrases: the part after "how to" when there is one ("Create a
+    tutorial on how to make a bomb" -> "make a bomb"), else the request lower-cased."""
+    out = []
+    for g in gs:
+        m = re.search(r"\bhow (?:to|do i|can i|could i|would i) (.+)", g, re.IGNORECASE)
+        out.append((m.group(1) if m else _jbdisguise._goal(g)).rstrip(" .?!"))
+    return out
+
 
 def goals(mirror: Path, exclude: set[str]) -> dict[str, list[str]]:
     """Harmful goals per collection, without the excluded ones."""
@@ -61,6 +80,8 @@ def r01_data(mirror: Path, exclude: set[str], seed: int = 0) -> tuple[list[str],
     for gs in goals(mirror, exclude).values():
         pos += gs
         pos += [p for _, p in _jbdisguise.disguise(gs, per_goal=3, seed=seed)]
+        # The same request shapes as the benign how-to goals below: the shape decides nothing.
+        pos += _jbdisguise.framed(_verb_phrases(gs), per_goal=2, seed=seed + 4)
     if "gptfuzz" not in exclude:
         pos += _jbdata.gptfuzz(per_template=3, seed=seed)[0]
     if "deepinception" not in exclude:
@@ -77,6 +98,12 @@ def r01_data(mirror: Path, exclude: set[str], seed: int = 0) -> tuple[list[str],
     short = [b for b in _jbdata.selfinstruct(mirror) if len(b) < 200 and "\n" not in b]
     neg = benign + _jbdisguise.hard_negatives() * 3
     neg += [p for _, p in _jbdisguise.disguise(short, per_goal=4, seed=seed + 1)]
+    # Real how-to questions (PIQA), plain, in the request shapes of the harmful collections and
+    # in the disguise templates: the shape of a request is not its harm.
+    piqa = _jbdata.piqa(mirror, "valid")
+    howto = [g for g in (_jbdisguise.howto_goal(q) for q, _ in piqa) if g]
+    neg += [q for q, _ in piqa] + _jbdisguise.framed(howto, per_goal=2, seed=seed + 2)
+    neg += [p for _, p in _jbdisguise.disguise(howto, per_goal=2, seed=seed + 3)]
     return pos + neg, [1] * len(pos) + [0] * len(neg)
 
 
@@ -90,6 +117,13 @@ def r02_data(mirror: Path, exclude: set[str], seed: int = 0) -> tuple[list[str],
     for gs in goals(mirror, exclude).values():
         pos += _jbdisguise.comply(gs, seed=seed)
     rng = random.Random(seed)
+    piqa = _jbdata.piqa(mirror, "valid")
+    # Harmful goals answered with real how-to text (PIQA solutions) in the compliant openings
+    # the benign answers below also get: the opening and the steps' wording decide nothing,
+    # the goal an answer claims to fulfil does.
+    for gs in goals(mirror, exclude).values():
+        for g in _verb_phrases(gs):
+            pos.append(rng.choice(HOWTO_ANSWERS).format(goal=g, steps=rng.choice(piqa)[1]))
     short = [b for b in _jbdata.selfinstruct(mirror) if len(b) < 200 and "\n" not in b]
     short += [h.removeprefix("How do I ") for h in _jbdisguise.hard_negatives()]
     benign_comply = [
@@ -97,6 +131,12 @@ def r02_data(mirror: Path, exclude: set[str], seed: int = 0) -> tuple[list[str],
     ]
     neg = _jbdata.refusals(mirror) * 3 + _jbdata.selfinstruct_answers(mirror) + benign_comply
     neg += _jbdata.t0(mirror, per_file=80, seed=seed + 2)
+    # Real how-to answers (PIQA solutions), plain and opening like a compliant answer.
+    for q, sol in piqa:
+        goal = _jbdisguise.howto_goal(q)
+        neg.append(sol)
+        if goal:
+            neg.append(rng.choice(HOWTO_ANSWERS).format(goal=goal, steps=sol))
     return pos + neg, [1] * len(pos) + [0] * len(neg)
 
 
@@ -112,12 +152,12 @@ def fit(texts: list[str], labels: list[int], name: str, seed: int = 0) -> Linear
         te = np.flatnonzero(fold == k)
         m = train([], [labels[i] for i in tr], name=name, features=x[tr])
         oof[te] = 1.0 / (1.0 + np.exp(-(x[te] @ m.coef + m.intercept)))
-    threshold = max(0.5, float(np.quantile(oof[y == 0], 0.99)))
+    threshold = float(np.quantile(oof[y == 0], 0.99))
     model = train(texts, labels, name=name, features=x)
     recall = float((oof[y == 1] >= threshold).mean())
     fpr = float((oof[y == 0] >= threshold).mean())
     meta = {
-        "threshold_rule": "99th percentile of 3-fold out-of-fold benign probabilities, >= 0.5",
+        "threshold_rule": "99th percentile of 3-fold out-of-fold benign probabilities",
         "training": {
             "positives": int(y.sum()),
             "negatives": int((y == 0).sum()),
@@ -158,8 +198,16 @@ def provenance() -> str:
         "| see LICENSE-GPTFuzz.txt | MIT | GPTFuzzer.csv, question_list.csv "
         "| templates filled with questions; questions as goals |",
         "",
-        "Evaluation-only collections (EWT, GUM, TweetEval, UD German/French, XSTest, hh-rlhf",
-        "red-team turns and responses, ReNeLLM scenarios) never enter training or tuning.",
+        "Evaluation-only collections (never used for training or threshold tuning): EWT, GUM",
+        "wikiHow, TweetEval test, UD German/French test, XSTest, PIQA test, hh-rlhf red-team",
+        "turns and responses, ReNeLLM scenarios, PAIR prompts, PAP prompts. PIQA valid is",
+        "training data (benign how-to questions and answers).",
+        "",
+        "The suffix-likelihood settings (`suffix_likelihood.json`) are measured on real text only",
+        "(wiki-split tune, PIQA valid, self-instruct, awesome-chatgpt-prompts, TweetEval train,",
+        "UD German/French dev, even stdlib files and log lines) by",
+        "`python benchmarks/tune_suffix.py --mirror <snapshots> --out rules/jailbreak`; no attack",
+        "is looked at. Word frequencies at run time: `wordfreq` (Apache-2.0, data CC BY-SA 4.0).",
         "",
     ]
     return "\n".join(lines)

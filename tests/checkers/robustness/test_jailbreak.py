@@ -95,9 +95,12 @@ def test_detector_reasons_name_the_layer(detector: Detector) -> None:
     assert "encoding" in fams["base64"] and "instruction_override" in fams["base64"]
     assert fams["zero-width"] == {"invisible_characters"}
     assert "confusable_characters" in fams["homoglyph"]
-    assert "suffix_likelihood" in fams["gcg"] and "suffix_likelihood" in fams["gcg-2"]
+    # Both published GCG suffixes (Zou et al. 2023) on benign requests: only the suffix layer.
+    assert fams["gcg"] == fams["gcg-2"] == {"suffix_likelihood"}
     assert fams["bidi"] == {"invisible_characters"}
-    assert fams["rot13"] == fams["leet"] == {"encoding", "instruction_override"}
+    assert fams["leet"] == {"encoding", "instruction_override"}
+    # A whole text in rot13 also reads as implausible text.
+    assert fams["rot13"] == {"encoding", "instruction_override", "suffix_likelihood"}
 
 
 def test_normalise_folds_confusables_and_invisible() -> None:
@@ -213,6 +216,7 @@ def test_r02_flags_jailbroken_outputs(
     }
     assert m["client:school-b"]["records_flagged"] == 3
     assert m["client:school-b"]["families"] == {
+        "compliance": 2,
         "harmful_content": 1,
         "persona_marker": 2,
         "refusal_bypass": 2,
@@ -262,6 +266,7 @@ def test_r01_optional_classifier_layer(
     assert m["prompts_total"] == len(BENIGN) == 20 and m["prompts_flagged"] == flagged
     assert m["families"].get("classifier", 0) == flagged
     run.assert_exact({("client:school-a", "jailbreak-prompts")} if flagged else set())
-    assert "detector layers: signatures, obfuscation, known-template similarity, classifier" in (
-        run.result.notes
-    )
+    assert (
+        "detector layers: signatures, obfuscation, suffix likelihood, intent, known-template "
+        "similarity, classifier"
+    ) in run.result.notes

@@ -5,8 +5,9 @@ Layers, each giving weighted reasons:
    text: NFKC, confusable letters mapped to Latin, invisible characters removed, lower-cased;
 2. obfuscation: base64 / hex runs and whole-text rot13 / leetspeak are decoded and re-scanned;
    invisible, bidi and tag characters; mixed-script (homoglyph) words and NFKC-folded letters;
-3. suffix likelihood (`_suffix`): a window of implausible tokens by word frequency, the mark of
-   optimisation-made suffixes and infixes (GCG, random search) whatever tokens they use;
+3. suffix likelihood (`_suffix`): the most implausible run of tokens (word frequencies, token
+   shapes, the text's language), the mark of optimisation-made suffixes and infixes (GCG, random
+   search) whatever tokens they use;
 4. intent (`_intent`): a trained linear model that recognises a harmful request, plain or in
    disguise (role-play, fiction, research framing, persuasion, nesting);
 5. similarity to a bundled corpus of known jailbreak templates (character n-gram TF-IDF cosine);
@@ -299,7 +300,8 @@ class Detector:
     similarity: SimilarityIndex | None = None
     similarity_threshold: float = 0.45
     suffix: SuffixScorer | None = None
-    suffix_threshold: float = 0.6
+    suffix_threshold: float | None = None
+    """None: the scorer's tuned threshold (bits)."""
     intent: LinearTextModel | None = None
     intent_threshold: float | None = None
     """None: the model's own tuned threshold."""
@@ -363,10 +365,10 @@ class Detector:
                 out.extend(Reason(r.family, r.id, r.weight) for r in hits)
         if self.suffix is not None:
             hit = self.suffix.score(text)
-            if hit is not None and hit.score >= self.suffix_threshold:
-                th = self.suffix_threshold
+            th = self.suffix.threshold if self.suffix_threshold is None else self.suffix_threshold
+            if hit is not None and hit.score >= th:
                 out.append(
-                    _scored("suffix_likelihood", "implausible-window", hit.score, th, hit.span)
+                    _scored("suffix_likelihood", "implausible-run-bits", hit.score, th, hit.span)
                 )
         return out
 

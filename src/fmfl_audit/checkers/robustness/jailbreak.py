@@ -66,11 +66,11 @@ class JailbreakParams(CheckerParams):
     )
     similarity_threshold: float = Field(default=0.45, gt=0, le=1)
     use_suffix: bool = Field(default=True, description="Run the suffix-likelihood layer.")
-    suffix_threshold: float = Field(
-        default=0.6,
+    suffix_threshold: float | None = Field(
+        default=None,
         gt=0,
-        le=1,
-        description="Share of implausible tokens in a window of 8 content tokens that flags.",
+        description="Evidence (bits) of the most implausible token run that flags; null: the "
+        "tuned one (rules/jailbreak/suffix_likelihood.json).",
     )
     use_intent: bool = Field(default=True, description="Run the shipped intent model.")
     intent_threshold: float | None = Field(
@@ -183,7 +183,7 @@ class _PromptTask(ShardTask):
     corpus_file: Path | None
     similarity_threshold: float
     use_suffix: bool
-    suffix_threshold: float
+    suffix_threshold: float | None
     use_intent: bool
     intent_threshold: float | None
     classifier_path: Path | None
