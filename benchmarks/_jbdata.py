@@ -70,6 +70,27 @@ SOURCES: dict[str, Source] = {
         ("data/optimizer_targets/extra_targets/advbench_targets.json",),
         "AdvBench 'Sure, here is ...' targets",
     ),
+    "malicious_instruct": Source(
+        "busycalibrating/AdversariaLLM",
+        "f970939273ea17b491fadf6001fddc36ed3ae3ff",
+        "MIT (copy in AdversariaLLM; MaliciousInstruct, Huang et al. 2023)",
+        ("data/behavior_datasets/malicious_instruct.txt",),
+        "100 malicious instructions",
+    ),
+    "tdc2023": Source(
+        "busycalibrating/AdversariaLLM",
+        "f970939273ea17b491fadf6001fddc36ed3ae3ff",
+        "MIT (copy in AdversariaLLM; TDC 2023 red-teaming track behaviours)",
+        ("data/behavior_datasets/extra_behavior_datasets/tdc2023_test_phase_behaviors.csv",),
+        "50 harmful behaviours",
+    ),
+    "adv_training": Source(
+        "busycalibrating/AdversariaLLM",
+        "f970939273ea17b491fadf6001fddc36ed3ae3ff",
+        "MIT (HarmBench adversarial-training behaviours)",
+        ("data/behavior_datasets/extra_behavior_datasets/adv_training_behaviors.csv",),
+        "100 harmful behaviours",
+    ),
     "strongreject": Source(
         "busycalibrating/AdversariaLLM",
         "f970939273ea17b491fadf6001fddc36ed3ae3ff",
@@ -203,7 +224,7 @@ SOURCES: dict[str, Source] = {
         "zyxalter/PAIR-Replication",
         "b46d7e16364d471662af5a997e64b43dd0e48c17",
         "no licence stated: read for evaluation only, never redistributed or trained on",
-        ("sample_result/fianl_prompt.json",),
+        ("sample_result/fianl_prompt.csv",),
         "PAIR attack prompts written by an attacker LLM (60 streams x 3 iterations over AdvBench "
         "goals): held-out semantic-jailbreak family, eval only",
     ),
@@ -266,6 +287,17 @@ def harmbench(mirror: Path) -> list[str]:
     """HarmBench text behaviours (the request only; contextual ones without their context)."""
     rows = _csv(mirror, "harmbench", SOURCES["harmbench"].paths[0])
     return [r["Behavior"] for r in rows if r["FunctionalCategory"] != "copyright"]
+
+
+def malicious_instruct(mirror: Path) -> list[str]:
+    """MaliciousInstruct's instructions."""
+    text = _text(mirror, "malicious_instruct", SOURCES["malicious_instruct"].paths[0])
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def behaviours(mirror: Path, name: str) -> list[str]:
+    """HarmBench-format behaviour files (`tdc2023`, `adv_training`)."""
+    return [r["Behavior"] for r in _csv(mirror, name, SOURCES[name].paths[0])]
 
 
 def strongreject(mirror: Path) -> list[str]:
@@ -425,18 +457,18 @@ def gum_howto(mirror: Path, per_doc: int = 6) -> list[str]:
     return out
 
 
-def tweets(mirror: Path) -> list[str]:
-    """Tweets (TweetEval emotion and irony test sets)."""
+def tweets(mirror: Path, source: str = "tweets") -> list[str]:
+    """Tweets: TweetEval's emotion and irony test sets (`tweets`) or train sets (`tweets_tune`)."""
     out = []
-    for path in SOURCES["tweets"].paths:
-        out += [t.strip() for t in _text(mirror, "tweets", path).splitlines() if t.strip()]
+    for path in SOURCES[source].paths:
+        out += [t.strip() for t in _text(mirror, source, path).splitlines() if t.strip()]
     return out
 
 
-def foreign(mirror: Path) -> list[str]:
-    """German and French sentences."""
+def foreign(mirror: Path, sources: tuple[str, ...] = ("ud_de", "ud_fr")) -> list[str]:
+    """German and French sentences: UD test sets, or dev sets (`("ud_de_dev", "ud_fr_dev")`)."""
     out = []
-    for name in ("ud_de", "ud_fr"):
+    for name in sources:
         out += [s for _, s in _conllu_sentences(_text(mirror, name, SOURCES[name].paths[0]))]
     return [s for s in out if len(s.split()) >= 5]
 
@@ -560,33 +592,17 @@ def wikisplit(mirror: Path, n: int = 5000, seed: int = 0) -> list[str]:
     return [_detokenise(x.split("\t")[0]) for x in rng.sample(lines, min(n, len(lines)))]
 
 
-def tweets_tune(mirror: Path) -> list[str]:
-    """Tweets of TweetEval's emotion and irony train splits (disjoint from `tweets`)."""
-    out = []
-    for path in SOURCES["tweets_tune"].paths:
-        out += [t.strip() for t in _text(mirror, "tweets_tune", path).splitlines() if t.strip()]
-    return out
-
-
-def foreign_tune(mirror: Path) -> list[str]:
-    """German and French sentences of the UD dev splits (disjoint from `foreign`)."""
-    out = []
-    for name in ("ud_de_dev", "ud_fr_dev"):
-        out += [s for _, s in _conllu_sentences(_text(mirror, name, SOURCES[name].paths[0]))]
-    return [s for s in out if len(s.split()) >= 5]
-
-
-def pair(mirror: Path) -> tuple[list[str], list[str]]:
-    """(PAIR prompts, their goals): unique attacker prompts, the attacker's unfilled
-    placeholders ("[new prompt]") left out."""
-    data = json.loads(_text(mirror, "pair", SOURCES["pair"].paths[0]))
+def pair(mirror: Path, min_score: int = 1) -> tuple[list[str], list[str]]:
+    """(PAIR prompts, target responses): unique attacker prompts whose GPT judge score (1-10)
+    reached `min_score`, the attacker's unfilled placeholders ("[new prompt]") left out."""
+    csv.field_size_limit(10**8)
+    rows = _csv(mirror, "pair", SOURCES["pair"].paths[0])
     seen: dict[str, str] = {}
-    for recs in data.values():
-        for r in recs:
-            p = r["prompt"].strip()
-            if len(p) >= 40 and not re.fullmatch(r"\[[^\]]*\]", p):
-                seen.setdefault(p, r["goal"])
-    return list(seen), sorted(set(seen.values()))
+    for r in rows:
+        p = r["Prompt"].strip()
+        if int(r["Score"]) >= min_score and len(p) >= 40 and not re.fullmatch(r"\[[^\]]*\]", p):
+            seen.setdefault(p, r["Response"].strip())
+    return list(seen), list(seen.values())
 
 
 def pap(mirror: Path) -> list[str]:

@@ -32,7 +32,15 @@ import _jbdisguise
 from fmfl_audit.checkers.robustness._intent import FeatureSpec, LinearTextModel, train
 
 COMMAND = "python benchmarks/train_intent.py --mirror <snapshots> --out rules/jailbreak"
-GOAL_SOURCES = ("advbench", "harmbench", "strongreject", "gptfuzz")
+GOAL_SOURCES = (
+    "advbench",
+    "harmbench",
+    "strongreject",
+    "malicious_instruct",
+    "tdc2023",
+    "adv_training",
+    "gptfuzz",
+)
 BENIGN_COMPLIANCE = (
     "Sure, here is how to {goal}:\n\n1. Start by reading the instructions.\n2. Prepare what you "
     "need.\n3. Work through it step by step and check the result.",
@@ -69,6 +77,9 @@ def goals(mirror: Path, exclude: set[str]) -> dict[str, list[str]]:
         "advbench": lambda: _jbdata.advbench(mirror),
         "harmbench": lambda: _jbdata.harmbench(mirror),
         "strongreject": lambda: _jbdata.strongreject(mirror),
+        "malicious_instruct": lambda: _jbdata.malicious_instruct(mirror),
+        "tdc2023": lambda: _jbdata.behaviours(mirror, "tdc2023"),
+        "adv_training": lambda: _jbdata.behaviours(mirror, "adv_training"),
         "gptfuzz": lambda: _jbdata.gptfuzz()[1],
     }
     return {k: f() for k, f in loaders.items() if k not in exclude}

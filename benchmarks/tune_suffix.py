@@ -54,8 +54,8 @@ def tuning_sets(mirror: Path) -> dict[str, list[str]]:
         "PIQA valid goals + solutions": [g for g, _ in piqa] + [s for _, s in piqa],
         "self-instruct instructions": _jbdata.selfinstruct(mirror),
         "awesome-chatgpt prompts": _jbdata.chatgpt_prompts(mirror),
-        "TweetEval train tweets": _jbdata.tweets_tune(mirror),
-        "UD German + French dev": _jbdata.foreign_tune(mirror),
+        "TweetEval train tweets": _jbdata.tweets(mirror, "tweets_tune"),
+        "UD German + French dev": _jbdata.foreign(mirror, ("ud_de_dev", "ud_fr_dev")),
         "stdlib code (even files)": _jbdata.code_snippets(part=0),
         "log lines (even lines)": _jbdata.log_lines(part=0),
     }

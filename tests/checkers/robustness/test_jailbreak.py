@@ -215,8 +215,10 @@ def test_r02_flags_jailbroken_outputs(
         "families": {},
     }
     assert m["client:school-b"]["records_flagged"] == 3
+    # The compliance model fires on the pipe-bomb answer (the persona-marked ones are flagged by
+    # their markers already).
     assert m["client:school-b"]["families"] == {
-        "compliance": 2,
+        "compliance": 1,
         "harmful_content": 1,
         "persona_marker": 2,
         "refusal_bypass": 2,

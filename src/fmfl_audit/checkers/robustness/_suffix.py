@@ -315,13 +315,14 @@ def _bits(mask: int) -> tuple[int, ...]:
     return tuple(1 << i for i in range(mask.bit_length()) if mask >> i & 1)
 
 
+@functools.lru_cache(maxsize=1)
 def _frequency_masks() -> dict[str, int]:
     """word -> bit mask of LANGUAGES knowing it at least at the length-dependent Zipf minimum
     (bits 0-25), and of the languages it is at home in (bits 26-51: within one Zipf step of its
     highest frequency; "deux" is known in English but at home in French). wordfreq's large
     English list and the small lists of the others (their common words are enough for a sentence
     in them not to read as noise; the large ones would cost 600 MB). Built once per process
-    (about 4 s)."""
+    (about 5 s) and shared by every scorer (read only)."""
     from wordfreq import get_frequency_dict
 
     lists = [
