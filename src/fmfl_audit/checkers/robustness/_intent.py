@@ -16,11 +16,12 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from fmfl_audit.errors import RulePackError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HEAD_CHARS = 3000
 TAIL_CHARS = 1500
@@ -95,6 +96,8 @@ class LinearTextModel:
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """Probabilities of the positive class (vectorised over the batch)."""
+        import numpy as np
+
         if not texts:
             return np.zeros(0)
         z = self.spec.transform(texts) @ self.coef + self.intercept
@@ -102,6 +105,8 @@ class LinearTextModel:
 
     def save(self, folder: Path) -> tuple[Path, Path]:
         """Write `<name>.json` and `<name>.npz` (float32 weights, compressed)."""
+        import numpy as np
+
         folder.mkdir(parents=True, exist_ok=True)
         js, npz = folder / f"{self.name}.json", folder / f"{self.name}.npz"
         doc = {
@@ -119,6 +124,8 @@ class LinearTextModel:
 
 def load_model(folder: Path, name: str) -> LinearTextModel:
     """Load `<name>.json` + `<name>.npz` from `folder`. RulePackError when missing or invalid."""
+    import numpy as np
+
     js, npz = folder / f"{name}.json", folder / f"{name}.npz"
     try:
         doc = json.loads(js.read_text(encoding="utf-8"))
@@ -159,6 +166,7 @@ def train(
 ) -> LinearTextModel:
     """Fit a class-balanced logistic regression (liblinear); threshold 0.5 until tuned.
     `features`: the rows of `spec.transform(texts)` when the caller already has them."""
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     spec = spec or FeatureSpec()
