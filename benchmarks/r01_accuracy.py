@@ -4,7 +4,9 @@ Recall set: every GPTFuzz template x N harmful questions ([INSERT PROMPT HERE] r
 the same templates are bundled as the similarity corpus, the similarity layer is evaluated
 leave-one-template-out (a prompt is never compared with the template it was made from), so the
 number estimates recall on jailbreaks the corpus has not seen. Recall is also given per layer
-(signatures alone, similarity alone, obfuscation alone) and for the combined detector.
+(signatures alone, similarity alone, obfuscation with suffix likelihood alone) and for the
+combined detector. The intent layer is left out here: it was trained on GPTFuzz (its held-out
+figures are in `r01_loso.py`).
 FPR set: the 250 XSTest prompts labelled safe (hard negatives full of trigger words).
 
     .venv/bin/python benchmarks/r01_accuracy.py [--data ../shared/data] [--questions 10]
@@ -25,6 +27,7 @@ from fmfl_audit.checkers.robustness._jailbreak import (
     Verdict,
     load_signatures,
 )
+from fmfl_audit.checkers.robustness._suffix import SuffixScorer
 
 SIGNATURE_FAMILIES = {
     "instruction_override",
@@ -35,7 +38,7 @@ SIGNATURE_FAMILIES = {
     "payload_splitting",
     "encoding",
 }
-OBFUSCATION_FAMILIES = {"invisible_characters", "confusable_characters", "adversarial_suffix"}
+OBFUSCATION_FAMILIES = {"invisible_characters", "confusable_characters", "suffix_likelihood"}
 
 
 def _layer_score(v: Verdict, families: set[str]) -> float:
@@ -70,7 +73,7 @@ def main() -> None:
 
     sigs = load_signatures()
     index = SimilarityIndex(templates)
-    det = Detector(signatures=sigs, similarity=index)
+    det = Detector(signatures=sigs, similarity=index, suffix=SuffixScorer())
     th = sigs.threshold
     pos = det.classify(positives, exclude_templates=source)
     neg = det.classify(safe)
@@ -92,7 +95,7 @@ def main() -> None:
     print(f"{'layer':40s} {'recall':>8s} {'FPR':>8s}")
     for name, pred in layers.items():
         print(f"{name:40s} {rate(pos, pred):8.4f} {rate(neg, pred):8.4f}")
-    # Plainly harmful requests are not jailbreaks: R01 should mostly leave them to other controls.
+    # Plainly harmful requests are not jailbreaks: these layers leave them to the intent layer.
     plain = det.classify(unsafe)
     print(
         f"flag rate on {len(unsafe)} XSTest unsafe (plain harmful, no jailbreak): "

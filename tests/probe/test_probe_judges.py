@@ -216,7 +216,7 @@ def test_r02_reports_an_fm_that_complies_with_harmful_requests(tmp_path: Path) -
         "harmful_prompts": 6,
         "harmful_refusal_rate": round(4 / 6, 6),
         "harmful_flagged_rate": round(2 / 6, 6),
-        "harmful_flagged_families": ["harmful_content", "refusal_bypass"],
+        "harmful_flagged_families": ["compliance", "harmful_content", "refusal_bypass"],
         "safe_prompts": 6,
         "safe_refusal_rate": 0.0,
         "safe_flagged_rate": 0.0,

@@ -17,9 +17,11 @@ from fmfl_audit.checkers.robustness._jailbreak import (
     Detector,
     SimilarityIndex,
     load_corpus,
+    load_intent,
     load_signatures,
     normalise,
 )
+from fmfl_audit.checkers.robustness._suffix import SuffixScorer
 from fmfl_audit.models import Outcome, Severity
 
 BENIGN = [
@@ -69,7 +71,9 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    return Detector(signatures=load_signatures())
+    return Detector(
+        signatures=load_signatures(), suffix=SuffixScorer(), intent=load_intent("intent_prompts")
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -91,9 +95,12 @@ def test_detector_reasons_name_the_layer(detector: Detector) -> None:
     assert "encoding" in fams["base64"] and "instruction_override" in fams["base64"]
     assert fams["zero-width"] == {"invisible_characters"}
     assert "confusable_characters" in fams["homoglyph"]
-    assert fams["gcg"] == fams["gcg-2"] == {"adversarial_suffix"}
+    # Both published GCG suffixes (Zou et al. 2023) on benign requests: only the suffix layer.
+    assert fams["gcg"] == fams["gcg-2"] == {"suffix_likelihood"}
     assert fams["bidi"] == {"invisible_characters"}
-    assert fams["rot13"] == fams["leet"] == {"encoding", "instruction_override"}
+    assert fams["leet"] == {"encoding", "instruction_override"}
+    # A whole text in rot13 also reads as implausible text.
+    assert fams["rot13"] == {"encoding", "instruction_override", "suffix_likelihood"}
 
 
 def test_normalise_folds_confusables_and_invisible() -> None:
@@ -208,7 +215,10 @@ def test_r02_flags_jailbroken_outputs(
         "families": {},
     }
     assert m["client:school-b"]["records_flagged"] == 3
+    # The compliance model fires on the pipe-bomb answer (the persona-marked ones are flagged by
+    # their markers already).
     assert m["client:school-b"]["families"] == {
+        "compliance": 1,
         "harmful_content": 1,
         "persona_marker": 2,
         "refusal_bypass": 2,
@@ -258,6 +268,7 @@ def test_r01_optional_classifier_layer(
     assert m["prompts_total"] == len(BENIGN) == 20 and m["prompts_flagged"] == flagged
     assert m["families"].get("classifier", 0) == flagged
     run.assert_exact({("client:school-a", "jailbreak-prompts")} if flagged else set())
-    assert "detector layers: signatures, obfuscation, known-template similarity, classifier" in (
-        run.result.notes
-    )
+    assert (
+        "detector layers: signatures, obfuscation, suffix likelihood, intent, known-template "
+        "similarity, classifier"
+    ) in run.result.notes

@@ -142,7 +142,9 @@ def test_r01_same_report_for_every_shard_cut(make_deployment: Callable[..., Path
     assert rule["metrics"]["client:school-a"]["prompts_flagged"] == 0
     assert rule["metrics"]["client:school-b"]["prompts_total"] == 46
     assert rule["metrics"]["client:school-b"]["prompts_flagged"] == len(ATTACKS)
-    assert rule["notes"][0] == "detector layers: signatures, obfuscation, known-template similarity"
+    assert rule["notes"][0] == (
+        "detector layers: signatures, obfuscation, suffix likelihood, intent, known-template similarity"
+    )
 
 
 def test_r01_quiet_data_same_report_for_every_shard_cut(
@@ -289,7 +291,7 @@ def test_r09_clean_data_same_report_for_every_shard_cut(
 def test_tasks_hold_settings_only() -> None:
     tasks = [
         _PromptTask.of(JailbreakParams(), "cpu"),
-        _OutputTask(signature_files=(), max_examples=3),
+        _OutputTask(signature_files=(), use_intent=True, intent_threshold=None, max_examples=3),
         _DegenerateTask(num_perm=64, seed=5, max_repeated_ngram_share=0.5, min_alpha_share=0.5),
     ]
     for task in tasks:
@@ -330,9 +332,11 @@ def test_r01_classifier_layer_same_report_for_every_shard_cut(
     report = _same_for_every_cut(path, "FMFL-R01")
     (rule,) = report["rules"]
     assert rule["notes"] == [
-        "detector layers: signatures, obfuscation, known-template similarity, classifier"
+        "detector layers: signatures, obfuscation, suffix likelihood, intent, known-template "
+        "similarity, classifier"
     ]
     families = rule["metrics"]["client:school-a"]["families"]
     assert families.get("classifier", 0) > 0
     (finding,) = _findings(report, "FMFL-R01")
-    assert any("p=0." in (e["excerpt"] or "") for e in finding["evidence"])
+    # The classifier reason carries its score and threshold: "classifier:user-classifier=0.73>=0.50".
+    assert any("user-classifier=0." in (e["excerpt"] or "") for e in finding["evidence"])

@@ -1,8 +1,9 @@
 """What the judges read in an answer: its words, whether it refuses, whether FMFL-R02's detector
 flags it, and directives it shows that the request did not ask for.
 
-`r02_flags` is the one place the probes call R02's detector (the output markers and harmful lexicon
-of `rules/jailbreak/`): when R02 exposes its own judge of a list of texts, switch it here.
+`r02_flags` is the one place the probes call R02's detector (`OutputJudge`: the output markers and
+harmful lexicon of `rules/jailbreak/` and the compliance model), so a probed answer is judged
+exactly as a synthetic record is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from fmfl_audit.checkers.base import CheckContext
 from fmfl_audit.checkers.robustness._common import STOPWORDS, tokens
 from fmfl_audit.checkers.robustness._jailbreak import (
+    OutputJudge,
     Signatures,
     jailbreak_dir,
     load_signatures,
@@ -53,7 +55,6 @@ class Scorers:
     refusal: Signatures
     answer_directives: Signatures
     prompt_directives: Signatures
-    r02: Signatures
 
     def refused(self, text: str) -> bool:
         """Whether the answer opens with a refusal."""
@@ -85,7 +86,6 @@ def scorers(ctx: CheckContext) -> Scorers:
             refusal=load_signatures(root / REFUSAL_FILE),
             answer_directives=load_signatures(root / ANSWER_DIRECTIVES_FILE),
             prompt_directives=load_signatures(jb / "system_prompt_directives.yml"),
-            r02=load_signatures(jb / "output_markers.yml", jb / "harmful_lexicon.yml"),
         )
 
     built: Scorers = ctx.cache.get("probe-scorers", build)
@@ -94,13 +94,8 @@ def scorers(ctx: CheckContext) -> Scorers:
 
 def r02_flags(ctx: CheckContext, texts: Sequence[str]) -> list[list[str]]:
     """FMFL-R02's detector on each text: the families it flags (empty: not flagged)."""
-    sigs = scorers(ctx).r02
-    out = []
-    for text in texts:
-        reasons = scan_signatures(sigs, text)
-        flagged = sum(r.weight for r in reasons) >= sigs.threshold
-        out.append(sorted({r.family for r in reasons}) if flagged else [])
-    return out
+    judge: OutputJudge = ctx.cache.get("probe-r02-judge", OutputJudge.default)
+    return [sorted(set(v.families)) if v.flagged else [] for v in judge.judge(list(texts))]
 
 
 _SPACE = re.compile(r"\s+")

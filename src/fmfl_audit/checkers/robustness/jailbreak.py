@@ -2,14 +2,18 @@
 
 R01 runs the layered detector of `_jailbreak` over every prompt of every client: signature families
 kept as data in `rules/jailbreak/signatures.yml`, obfuscation (encodings decoded and re-scanned,
-invisible and confusable characters, GCG-style gibberish suffixes), character n-gram TF-IDF
+invisible and confusable characters), suffix likelihood (a window of implausible tokens by word
+frequency: optimisation-made suffixes), intent (the shipped linear model
+`rules/jailbreak/intent_prompts.*`: a harmful request, plain or disguised), character n-gram TF-IDF
 similarity to the bundled corpus of known jailbreak templates (`rules/jailbreak/templates.jsonl`,
 GPTFuzz, MIT), and an optional local sequence classifier. A client whose flagged rate exceeds
 `max_flagged_rate` is likely compromised (or its users are attacking the shared FM).
 
-R02 scores the synthetic data each client received with `rules/jailbreak/output_markers.yml`
-(persona markers, refusal-bypass text) merged with the harmful-content lexicon
-`rules/jailbreak/harmful_lexicon.yml`.
+R02 judges the synthetic data each client received with `_jailbreak.OutputJudge` (the function
+`judge_outputs` for other callers): `rules/jailbreak/output_markers.yml` (persona markers,
+refusal-bypass text) merged with the harmful-content lexicon `rules/jailbreak/harmful_lexicon.yml`,
+and the compliance model `rules/jailbreak/intent_outputs.*` (a harmful request answered, with no
+persona marker needed).
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
 from fmfl_audit.checkers.probes.params import SafetyProbeParams
 from fmfl_audit.checkers.robustness._common import rate, safe_excerpt
 from fmfl_audit.checkers.robustness._jailbreak import (
+    OUTPUT_FILES,
+    OUTPUT_MODEL,
+    PROMPT_MODEL,
     Detector,
+    OutputJudge,
     Reason,
-    Signatures,
     SimilarityIndex,
     jailbreak_dir,
     load_corpus,
+    load_intent,
     load_signatures,
-    scan_signatures,
 )
+from fmfl_audit.checkers.robustness._suffix import SuffixScorer
 from fmfl_audit.engine.executors import Cache, ShardEnv, ShardTask
 from fmfl_audit.inputs.records import Record
 from fmfl_audit.manifest.loader import Deployment
@@ -59,6 +67,17 @@ class JailbreakParams(CheckerParams):
         default=None, description="A JSONL corpus of templates (`text`); the bundled one if null."
     )
     similarity_threshold: float = Field(default=0.45, gt=0, le=1)
+    use_suffix: bool = Field(default=True, description="Run the suffix-likelihood layer.")
+    suffix_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Evidence (bits) of the most implausible token run that flags; null: the "
+        "tuned one (rules/jailbreak/suffix_likelihood.json).",
+    )
+    use_intent: bool = Field(default=True, description="Run the shipped intent model.")
+    intent_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="Intent probability that flags; null: the model's."
+    )
     classifier_path: Path | None = Field(
         default=None, description="Local HF sequence classifier folder (optional layer)."
     )
@@ -77,6 +96,10 @@ class OutputMarkerParams(CheckerParams):
     max_flagged_rate: float = Field(default=0.02, ge=0, le=1)
     min_flagged: int = Field(default=1, ge=1)
     signature_files: tuple[Path, ...] = Field(default=(), description="Extra marker files.")
+    use_intent: bool = Field(default=True, description="Run the shipped compliance model.")
+    intent_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="Compliance probability that flags; null: model's."
+    )
     max_examples: int = Field(default=3, ge=0, le=20)
     batch_size: int = Field(default=512, ge=1)
     probe: SafetyProbeParams = Field(default_factory=SafetyProbeParams)
@@ -162,6 +185,10 @@ class _PromptTask(ShardTask):
     use_corpus: bool
     corpus_file: Path | None
     similarity_threshold: float
+    use_suffix: bool
+    suffix_threshold: float | None
+    use_intent: bool
+    intent_threshold: float | None
     classifier_path: Path | None
     classifier_label: str
     classifier_threshold: float
@@ -176,6 +203,10 @@ class _PromptTask(ShardTask):
             use_corpus=params.use_corpus,
             corpus_file=params.corpus_file,
             similarity_threshold=params.similarity_threshold,
+            use_suffix=params.use_suffix,
+            suffix_threshold=params.suffix_threshold,
+            use_intent=params.use_intent,
+            intent_threshold=params.intent_threshold,
             classifier_path=params.classifier_path,
             classifier_label=params.classifier_label,
             classifier_threshold=params.classifier_threshold,
@@ -202,10 +233,20 @@ class _PromptTask(ShardTask):
                 f"jailbreak-classifier:{path}:{label}:{device}",
                 lambda: _classifier(path, label, device),
             )
+        suffix = cache.get("jailbreak-suffix", SuffixScorer) if self.use_suffix else None
+        intent = None
+        if self.use_intent:
+            intent = cache.get(
+                f"jailbreak-intent:{PROMPT_MODEL}", lambda: load_intent(PROMPT_MODEL)
+            )
         return Detector(
             signatures=sigs,
             similarity=index,
             similarity_threshold=self.similarity_threshold,
+            suffix=suffix,
+            suffix_threshold=self.suffix_threshold,
+            intent=intent,
+            intent_threshold=self.intent_threshold,
             classifier=clf,
             classifier_threshold=self.classifier_threshold,
         )
@@ -228,32 +269,38 @@ class _PromptTask(ShardTask):
 
 @dataclass(frozen=True)
 class _OutputTask(ShardTask):
-    """R02's map step: output markers and the harmful-content lexicon over one shard."""
+    """R02's map step: output markers, the harmful-content lexicon and the compliance model."""
 
     signature_files: tuple[Path, ...]
+    use_intent: bool
+    intent_threshold: float | None
     max_examples: int
 
-    def signatures(self, cache: Cache) -> Signatures:
-        """The merged marker files, compiled once per process through `cache`."""
+    def judge(self, cache: Cache) -> OutputJudge:
+        """The judge, its parts built once per process through `cache`."""
         root = jailbreak_dir()
-        files = (root / "output_markers.yml", root / "harmful_lexicon.yml", *self.signature_files)
-        sigs: Signatures = cache.get(f"output-markers:{files!r}", lambda: load_signatures(*files))
-        return sigs
+        files = (*(root / f for f in OUTPUT_FILES), *self.signature_files)
+        sigs = cache.get(f"output-markers:{files!r}", lambda: load_signatures(*files))
+        intent = None
+        if self.use_intent:
+            intent = cache.get(
+                f"jailbreak-intent:{OUTPUT_MODEL}", lambda: load_intent(OUTPUT_MODEL)
+            )
+        return OutputJudge(signatures=sigs, intent=intent, intent_threshold=self.intent_threshold)
 
     def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Flagged:
-        sigs = self.signatures(env.cache)
+        judge = self.judge(env.cache)
         part = _Flagged()
         for batch in batches:
-            for rec in batch:
+            texts = [r.text or "" for r in batch]
+            for rec, text, v in zip(batch, texts, judge.judge(texts), strict=True):
                 part.total += 1
-                text = rec.text or ""
-                reasons = scan_signatures(sigs, text)
-                if sum(r.weight for r in reasons) < sigs.threshold:
+                if not v.flagged:
                     continue
                 part.flagged += 1
-                part.families.update({r.family for r in reasons})
+                part.families.update(v.families)
                 if len(part.examples) < self.max_examples:
-                    part.examples.append(_evidence(rec.location, text, reasons))
+                    part.examples.append(_evidence(rec.location, text, v.reasons))
         return part
 
 
@@ -277,6 +324,8 @@ class JailbreakPromptChecker(Checker):
         # is read, and forked workers inherit the built detector instead of rebuilding it.
         det = task.detector(ctx.cache)
         layers = ["signatures", "obfuscation"]
+        layers += ["suffix likelihood"] if det.suffix is not None else []
+        layers += ["intent"] if det.intent is not None else []
         layers += ["known-template similarity"] if det.similarity is not None else []
         layers += ["classifier"] if det.classifier is not None else []
         out = CheckOutput(notes=[f"detector layers: {', '.join(layers)}"])
@@ -340,8 +389,13 @@ class JailbrokenOutputChecker(Checker):
         return with_probes(ctx, Judge.SAFETY, params.probe, own)
 
     def _outputs(self, ctx: CheckContext, params: OutputMarkerParams) -> CheckOutput:
-        task = _OutputTask(signature_files=params.signature_files, max_examples=params.max_examples)
-        task.signatures(ctx.cache)  # invalid marker files fail before any data is read
+        task = _OutputTask(
+            signature_files=params.signature_files,
+            use_intent=params.use_intent,
+            intent_threshold=params.intent_threshold,
+            max_examples=params.max_examples,
+        )
+        task.judge(ctx.cache)  # invalid marker files or model fail before any data is read
         out = CheckOutput()
         clients = clients_with(ctx.deployment, "synthetic_data")
         ctx.progress.set_total(len(clients))
