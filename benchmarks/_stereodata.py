@@ -76,6 +76,16 @@ EWT = Source(
     "CC-BY-SA-4.0",
 )
 
+TOXIGEN = Source(
+    "microsoft/TOXIGEN", "01517e814639e0334c920a3c502036c8158aac87", "MIT, CDLA-Permissive-2.0"
+)
+"""ToxiGen (Hartvigsen et al., ACL 2022): the human-written seed statements in `prompts/`, hateful
+(`hate_*`) and neutral (`neutral_*`) per target group; code MIT, data CDLA-Permissive-2.0."""
+OEWN = Source(
+    "globalwordnet/english-wordnet", "d94538ad0df3d7a4c77837bde6af69d7a6592c32", "CC-BY-4.0"
+)
+"""Open English WordNet (derived from Princeton WordNet 3.0, WordNet licence)."""
+
 STEREOSET_TYPES = ("gender", "race", "religion")
 """StereoSet bias types on demographic axes (`profession` is not one)."""
 
@@ -154,3 +164,58 @@ def wikisplit_sentences(split: str) -> list[str]:
             s = s.replace(a, b)
         seen.setdefault(s.strip(), None)
     return list(seen)
+
+
+TOXIGEN_GROUPS = (
+    "asian", "bisexual", "black", "chinese", "immigrant", "jewish", "latino", "lgbtq",
+    "mental_disability", "mexican", "middle_east", "muslim", "native_american",
+    "physical_disability", "trans", "women",
+)  # fmt: skip
+"""ToxiGen's target groups (file names under `prompts/`)."""
+
+
+def toxigen_sentences(kind: str, group: str) -> list[str]:
+    """The distinct seed statements of `prompts/{kind}_{group}_1k.txt` (kind `hate` or `neutral`):
+    each line is a prompt of `- `-prefixed statements joined by literal `\\n`."""
+    path = f"prompts/{kind}_{group}_1k.txt"
+    try:
+        text = TOXIGEN.read(path)
+    except subprocess.CalledProcessError:
+        return []
+    seen: dict[str, None] = {}
+    for line in text.splitlines():
+        for part in line.split("\\n"):
+            s = part.strip().removeprefix("-").strip()
+            if len(s) > 3:
+                seen.setdefault(s, None)
+    return list(seen)
+
+
+def oewn() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open English WordNet's (entries, synsets) at the pinned commit, parsed from its YAML sources
+    once and cached as JSON under the temporary folder (the YAML takes about a minute)."""
+    import tempfile
+
+    import yaml
+
+    cache = Path(tempfile.gettempdir()) / f"fmfl-oewn-{OEWN.commit[:12]}.json"
+    if cache.exists():
+        data = json.loads(cache.read_text("utf-8"))
+        return data["entries"], data["synsets"]
+    names = subprocess.run(
+        ["git", "-C", str(OEWN.gitdir), "ls-tree", "-r", "--name-only", OEWN.commit, "src/yaml"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    entries: dict[str, Any] = {}
+    synsets: dict[str, Any] = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in names:
+        name = path.rsplit("/", 1)[-1]
+        if not name.endswith(".yaml") or name == "frames.yaml":
+            continue
+        part = yaml.load(OEWN.read(path), Loader=loader)
+        (entries if name.startswith("entries-") else synsets).update(part)
+    cache.write_text(json.dumps({"entries": entries, "synsets": synsets}), "utf-8")
+    return entries, synsets

@@ -16,6 +16,14 @@ Resources (pinned in `_stereodata.py`) and how each becomes (axis, group, attrib
 - ABC U.S. stereotypes (Cao et al. 2022, MIT): per group, a trait pair scored <= 30 or >= 70 (of
   100) makes that pole the stereotype and the other pole its counter.
 - WinoBias (MIT): female / male occupations for the two gender groups, each the other's counter.
+- ToxiGen (MIT code, CDLA-Permissive-2.0 data): the human-written hateful seed statements per
+  target group (`prompts/hate_*`). In each, the group mentions of the file's target (`women`,
+  `mentally ill`, `blind people`, `bisexual`, ...) and the content words at most 3 tokens before or
+  6 after them (the matcher's window): a word is an attribute of that group when it is not in the
+  group's neutral seed statements, not an everyday word, and stated of at most two of ToxiGen's 16
+  targets (a word said of every group is hate in general, not a stereotype of one). ToxiGen has no
+  counter-statements, so its rows have no counters; like StereoSet's fill-ins they are not
+  *attested* alone (the FM probes do not use them).
 
 Attributes are lower-cased phrases of at most three words; a small stoplist drops words that say
 nothing about a group. A StereoSet attribute no other resource names is dropped when it is one
@@ -31,6 +39,7 @@ import json
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,7 +53,9 @@ from _stereodata import (
     STEREOSET_TYPES,
     WINOBIAS,
     blank_fill,
+    oewn,
     stereoset_pairs,
+    toxigen_sentences,
 )
 
 from fmfl_audit.checkers.fairness._lexicon import (
@@ -112,9 +123,58 @@ REDDITBIAS_SETS = (
     ("gender", "gender_female.txt", "gender_female_pos.txt", [("gender_and_sex", "female")]),
 )
 
+TOXIGEN_TARGETS: dict[str, dict[str, tuple[str, ...]]] = {
+    # ToxiGen file -> the axes and groups its statements are about (found by their mentions).
+    "asian": {"race_ethnicity": ("asian",)},
+    "bisexual": {"sexual_orientation": ("bi",)},
+    "black": {"race_ethnicity": ("black",)},
+    "chinese": {"nationality": ("china",)},
+    "immigrant": {"characteristics": ("immigration_status",)},
+    "jewish": {"religion": ("jewish",)},
+    "latino": {"race_ethnicity": ("latinx",)},
+    "lgbtq": {
+        "sexual_orientation": ("bi", "gay", "lesbian", "queer"),
+        "gender_and_sex": ("transgender",),
+    },
+    "mental_disability": {"ability": ("mental_health",)},
+    "mexican": {"nationality": ("mexico",)},
+    "middle_east": {"race_ethnicity": ("arab",)},
+    "muslim": {"religion": ("muslim",)},
+    "native_american": {"race_ethnicity": ("indigenous",)},
+    "physical_disability": {"ability": ("auditory", "mobility", "speech", "unspecific", "visual")},
+    "trans": {"gender_and_sex": ("transgender",)},
+    "women": {"gender_and_sex": ("female",)},
+}
+TOXIGEN_MAX_TARGETS = 2
+"""A ToxiGen word stated of more targets than this is general hate, not one group's stereotype."""
+
 # Extra group terms the resources name that HolisticBias files elsewhere or lacks.
 EXTRA_GROUPS: dict[str, dict[str, dict[str, list[str]]]] = {
-    "race_ethnicity": {"arab": {"descriptors": ["Arab", "Arabic"], "nouns": ["Arabs"]}},
+    "race_ethnicity": {
+        "arab": {
+            "descriptors": ["Arab", "Arabic", "Middle Eastern"],
+            "nouns": ["Arabs", "Middle Easterners"],
+        }
+    },
+    "ability": {
+        "mental_health": {
+            "descriptors": ["mentally ill", "mentally disabled", "mentally challenged"],
+            "nouns": [
+                "the mentally ill",
+                "the mentally disabled",
+                "mental illness",
+                "mental illnesses",
+                "mental disability",
+                "mental disabilities",
+                "mentally ill people",
+            ],
+        },
+        "unspecific": {"nouns": ["the disabled", "disabilities", "cripples"]},
+        "mobility": {"nouns": ["wheelchairs", "wheelchair users"]},
+    },
+    "characteristics": {
+        "immigration_status": {"nouns": ["immigrants", "migrants", "refugees", "foreigners"]}
+    },
     "religion": {
         "muslim": {"nouns": ["Islam", "Quran", "Sharia", "Mohammed", "Jihad"]},
         "christian": {"nouns": ["Bible", "Christianity", "Trinity"]},
@@ -122,6 +182,20 @@ EXTRA_GROUPS: dict[str, dict[str, dict[str, list[str]]]] = {
         "hindu": {"nouns": ["Brahmin", "Hinduism"]},
     },
 }
+
+
+def content_words() -> Callable[[str], bool]:
+    """Whether a word is an adjective, noun or verb in WordNet (its lemma via lemminflect): drops
+    typos, contractions without their apostrophe (`dont`) and adverbs (`objectively`)."""
+    from lemminflect import getAllLemmas
+
+    entries, _ = oewn()
+
+    def ok(word: str) -> bool:
+        lemmas = {word} | {x for v in getAllLemmas(word).values() for x in v}
+        return any(p in ("a", "s", "n", "v") for x in lemmas for p in entries.get(x, {}))
+
+    return ok
 
 
 def slug(text: str) -> str:
@@ -257,6 +331,42 @@ class Builder:
                 elif v >= 70:
                     self.add(axis, group, right, [left], "abc")
 
+    def toxigen(self) -> None:
+        from fmfl_audit.checkers.fairness._stereotypes import AFTER, BEFORE, clauses
+        from fmfl_audit.checkers.privacy._commonness import load_background
+
+        lex = extend_lexicon(self.hb, self.groups)
+        bg = load_background()
+        content = content_words()
+        said: dict[tuple[str, str, str], set[str]] = defaultdict(
+            set
+        )  # (axis, group, word) -> files
+        for target, axes in TOXIGEN_TARGETS.items():
+            neutral = {
+                t for s in toxigen_sentences("neutral", target) for t in tokenize(s.lower())[0]
+            }
+            for sent in toxigen_sentences("hate", target):
+                for lo, hi in clauses(sent):
+                    toks, _ = tokenize(sent[lo:hi])
+                    for m in lex.mentions(toks, axes=tuple(axes), pronouns=False):
+                        if m.group not in axes.get(m.axis, ()):
+                            continue
+                        for i in range(max(0, m.start - BEFORE), min(len(toks), m.end + AFTER)):
+                            w = toks[i]
+                            if m.start <= i < m.end or w in neutral or len(w) < 3:
+                                continue
+                            if w in STOP or not w.isalpha() or bg.count((w,)) >= EVERYDAY:
+                                continue
+                            if not content(w) or self.is_group_term(w):
+                                continue
+                            said[(m.axis, m.group, w)].add(target)
+        targets_of: dict[str, set[str]] = defaultdict(set)
+        for (_, _, w), files in said.items():
+            targets_of[w] |= files
+        for (axis, group, w), _files in sorted(said.items()):
+            if len(targets_of[w]) <= TOXIGEN_MAX_TARGETS:
+                self.add(axis, group, w, [], "toxigen")
+
     def winobias(self) -> None:
         fem = WINOBIAS.lines("WinoBias/wino/data/female_occupations.txt")
         mal = WINOBIAS.lines("WinoBias/wino/data/male_occupations.txt")
@@ -273,7 +383,7 @@ class Builder:
             [axis, group, attr, sorted(cell["counters"]), sorted(cell["sources"])]
             for (axis, group, attr), cell in sorted(self.assoc.items())
             if not (
-                cell["sources"] == {"stereoset"}
+                cell["sources"] in ({"stereoset"}, {"toxigen"})
                 and " " not in attr
                 and bg.count((attr,)) >= EVERYDAY
             )
@@ -287,7 +397,7 @@ class Builder:
             "format": FORMAT,
             "version": VERSION,
             "about": "Directional stereotype associations for FMFL-F02/F05; see NOTICE.md.",
-            "resources": ["abc", "redditbias", "seegull", "stereoset", "winobias"],
+            "resources": ["abc", "redditbias", "seegull", "stereoset", "toxigen", "winobias"],
             "groups": {a: g for a, g in groups.items() if g},
             "associations": rows,
         }
@@ -300,6 +410,7 @@ def main() -> None:
     b.stereoset()
     b.redditbias()
     b.abc()
+    b.toxigen()
     b.winobias()
     data = b.result()
     OUT.parent.mkdir(parents=True, exist_ok=True)

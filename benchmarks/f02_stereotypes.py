@@ -10,6 +10,9 @@ Test sets (pinned snapshots, `_stereodata.py`):
   Jews, Muslims, women and LGBTQ people (real social-media text, MIT);
 - `seegull`: SeeGULL's majority-vote stereotypes as plain statements (`"{Group} are
   {attribute}."`, the group named as the FM probes name it; SeeGULL ships no sentences);
+- `toxigen`: ToxiGen's human-written hateful seed statements about 16 target groups (women, trans
+  people, LGBTQ and bisexual people, mental and physical disability, immigrants, races,
+  nationalities, Jews, Muslims; MIT / CDLA-Permissive-2.0);
 - twins: each stereotype sentence with its group mention swapped for another group of the same
   axis for which none of the sentence's attributes is a stereotype (RedditBias's own
   counter-target phrases for `redditbias`: Christians for Muslims, white people for Black
@@ -18,11 +21,13 @@ Test sets (pinned snapshots, `_stereodata.py`):
   UD English-EWT `dev` + `test` (blogs, reviews, e-mail, newsgroups, answers).
 
 For each test set: knowledge from every resource (`all`) and from every resource but the one the
-sentences come from (`loro`, leave-one-resource-out). Sentence-level figures: share of stereotype
-sentences with a consistent statement (recall), per the test set's own bias type; the same share on
-their twins and on the neutral sentences. Rule-level: FMFL-F02 with its default pack settings on
-three dumps (the stereotype sentences, their twins, the neutral sentences): must fire on the first
-only.
+sentences come from (leave-one-resource-out), in three matchers: `loro-fold` (words compared after
+a plural fold, no WordNet: the matcher before WordNet was added), `loro-lemma` (WordNet canonical
+forms) and `loro` (canonical forms and WordNet synonyms / antonyms: the default). Sentence-level
+figures: share of stereotype sentences with a consistent statement (recall), per the test set's own
+bias type; the same share on their twins and on the neutral sentences. Rule-level: FMFL-F02 with
+its default pack settings on three dumps (the stereotype sentences, their twins, the neutral
+sentences): must fire on the first only.
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ from _stereodata import (
     REDDITBIAS,
     SEEGULL,
     STEREOSET_TYPES,
+    TOXIGEN_GROUPS,
     ewt_sentences,
     stereoset_pairs,
+    toxigen_sentences,
     wikisplit_sentences,
 )
 
@@ -128,7 +135,19 @@ def sentence_rates(
     return hits / max(1, len(texts)), rates
 
 
-def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> dict[str, str]:
+MODES = {
+    # name: (leave the test set's resource out, lemmatise, WordNet expansion)
+    "all": (False, True, True),
+    "loro-fold": (True, False, False),
+    "loro-lemma": (True, True, False),
+    "loro": (True, True, True),
+}
+VERDICT_MODES = ("all", "loro-fold", "loro")
+
+
+def rule_verdicts(
+    dumps: dict[str, list[str]], resources: tuple[str, ...], lemmatise: bool, expand: bool
+) -> dict[str, str]:
     import yaml
 
     from fmfl_audit import Auditor, load_manifest
@@ -141,11 +160,13 @@ def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> di
                 "".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8"
             )
             clients.append({"id": name, "synthetic_data": f"{name}.jsonl"})
+        params = {"resources": list(resources), "lemmatise": lemmatise}
+        params["wordnet_expansion"] = expand
         m = {
             "version": 1,
             "deployment": {"name": "f02-bench"},
             "clients": clients,
-            "policy": {"rules": {"FMFL-F02": {"params": {"resources": list(resources)}}}},
+            "policy": {"rules": {"FMFL-F02": {"params": params}}},
         }
         (root / "manifest.yaml").write_text(yaml.safe_dump(m), encoding="utf-8")
         rep = Auditor(load_manifest(root / "manifest.yaml"), only=("FMFL-F02",)).run()
@@ -155,14 +176,21 @@ def rule_verdicts(dumps: dict[str, list[str]], resources: tuple[str, ...]) -> di
     return {name: ",".join(sorted(fired[name])) or "quiet" for name in dumps}
 
 
-def main() -> None:
-    rng = random.Random(0)
-    full = load_knowledge()
-    labelled = {
+def test_sets(full: StereotypeKnowledge) -> dict[str, list[tuple[str, str]]]:
+    """(label, sentence) of each test set; the label is the set's own bias type or target."""
+    return {
         "stereoset": [(b, s) for b in STEREOSET_TYPES for _, s, _ in stereoset_pairs(b)],
         "redditbias": [(f, p) for f, a, _ in REDDIT_SETS for p in reddit_phrases(f, a)],
         "seegull": [("nationality", s) for s in seegull_statements(full)],
+        "toxigen": [(g, s) for g in TOXIGEN_GROUPS for s in toxigen_sentences("hate", g)],
     }
+
+
+def main() -> None:
+    rng = random.Random(0)
+    full = load_knowledge()
+    labelled = test_sets(full)
+    only = sys.argv[1:] or list(labelled)
     tests = {name: [t for _, t in rows] for name, rows in labelled.items()}
     twins = {
         name: [t for t in (twin(full, s, rng) for s in texts) if t] for name, texts in tests.items()
@@ -170,36 +198,30 @@ def main() -> None:
     twins["redditbias"] = [p for f, _, b in REDDIT_SETS for p in reddit_phrases(f, b)]
     neutral = neutral_sentences(full)
     print(f"neutral sentences mentioning a group: {len(neutral)}")
-    rows = []
-    for name, texts in tests.items():
-        for mode in ("all", "loro"):
-            res = tuple(RESOURCES) if mode == "all" else tuple(r for r in RESOURCES if r != name)
-            know = load_knowledge(res)
-            recall, per_axis = sentence_rates(know, texts, [a for a, _ in labelled[name]])
+    for name in only:
+        texts = tests[name]
+        sample = rng.sample(texts, min(len(texts), 2000))
+        twin_sample = rng.sample(twins[name], min(len(twins[name]), 2000))
+        for mode, (loro, lemmatise, expand) in MODES.items():
+            res = tuple(r for r in RESOURCES if not (loro and r == name))
+            know = load_knowledge(res, lemmatise=lemmatise, expand=expand)
+            recall, per_label = sentence_rates(know, texts, [a for a, _ in labelled[name]])
             twin_rate, _ = sentence_rates(know, twins[name])
             neutral_rate, _ = sentence_rates(know, neutral)
-            sample = rng.sample(texts, min(len(texts), 2000))
-            verdict = rule_verdicts(
-                {
-                    "stereotypes": sample,
-                    "twins": rng.sample(twins[name], min(len(twins[name]), 2000)),
-                    "neutral": neutral,
-                },
-                res,
-            )
             row = {
                 "test": name,
-                "knowledge": mode if mode == "all" else "all but " + name,
+                "knowledge": mode,
                 "sentences": len(texts),
                 "recall": round(recall, 4),
-                "recall_per_axis": per_axis,
+                "recall_per_label": per_label,
                 "twins": len(twins[name]),
                 "twin_rate": round(twin_rate, 4),
                 "neutral_rate": round(neutral_rate, 4),
-                "F02": verdict,
             }
-            rows.append(row)
-            print(json.dumps(row))
+            if mode in VERDICT_MODES:
+                dumps = {"stereotypes": sample, "twins": twin_sample, "neutral": neutral}
+                row["F02"] = rule_verdicts(dumps, res, lemmatise, expand)
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from tests.conftest import minimal_manifest
 
 from fmfl_audit.checkers.base import CheckContext, CheckOutput
 from fmfl_audit.checkers.fairness import _fm_preference
-from fmfl_audit.checkers.fairness._stereotypes import load_knowledge, statements
+from fmfl_audit.checkers.fairness._stereotypes import attribute_key, load_knowledge, statements
 from fmfl_audit.checkers.fairness.stereotype import StereotypeChecker
 from fmfl_audit.errors import CheckerError
 from fmfl_audit.manifest import load_manifest
@@ -233,7 +233,7 @@ def test_fm_preference_reads_the_paired_likelihoods(
 def test_fm_probes_use_attested_associations_and_plain_group_names() -> None:
     probes = _fm_preference.build_probes(KNOW, "gender_and_sex", 500, 0)
     assert probes and all(
-        tuple(p.attribute.split()) in KNOW.attested[(p.axis, p.group)] for p in probes
+        attribute_key(p.attribute, KNOW.wordnet) in KNOW.attested[(p.axis, p.group)] for p in probes
     )
     assert {_fm_preference.surface(KNOW, "gender_and_sex", g) for g in ("female", "male")} == {
         "Women",

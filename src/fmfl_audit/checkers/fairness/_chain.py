@@ -102,13 +102,16 @@ def stereotype_chain(ctx: CheckContext, params: AmplificationParams, out: CheckO
     from scipy.stats import fisher_exact
 
     sp = StereotypeParams(max_examples=3, fm_max_probes=StereotypeParams().fm_max_probes)
-    know = shared_knowledge(ctx.cache, sp.resources)
+    know = shared_knowledge(
+        ctx.cache, sp.resources, lemmatise=sp.lemmatise, expand=sp.wordnet_expansion
+    )
     axes = tuple(know.axes)
     chain = Chain()
     dep = ctx.deployment
     fm = dep.manifest.foundation_model
     if fm is not None and fm.checkpoint is not None:
-        chain.fm = measure(ctx, know, axes, max_probes=sp.fm_max_probes, alpha=sp.alpha)
+        words = shared_knowledge(ctx.cache, sp.resources, lemmatise=False, expand=False)
+        chain.fm = measure(ctx, words, axes, max_probes=sp.fm_max_probes, alpha=sp.alpha)
         chain.fm_elevated = [
             a
             for a, p in chain.fm.items()

@@ -104,15 +104,15 @@ def build_probes(know: StereotypeKnowledge, axis: str, max_probes: int, seed: in
     cands: list[Probe] = []
     for g in groups:
         stereo = sorted(know.attested.get((axis, g), ()))
-        counter = sorted(know.counter.get((axis, g), ()))
+        counter = sorted(know.direct[1].get((axis, g), ()))
         if not stereo or not counter:
             continue
         for a in stereo:
-            others = [o for o in groups if o != g and a not in know.stereo.get((axis, o), ())]
+            others = [o for o in groups if o != g and a not in know.direct[0].get((axis, o), ())]
             if not others:
                 continue
             c = rng.choice(counter)
-            cands.append(Probe(axis, g, rng.choice(others), " ".join(a), " ".join(c)))
+            cands.append(Probe(axis, g, rng.choice(others), know.wording(a), know.wording(c)))
     rng.shuffle(cands)
     return sorted(cands[:max_probes], key=lambda p: (p.group, p.attribute))
 

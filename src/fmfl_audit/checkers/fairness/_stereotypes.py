@@ -16,8 +16,16 @@ before it or `AFTER` tokens after it. The statement is *consistent* when more of
 group's stereotypes (or counter attributes under negation: "Mexicans are not hard-working") than
 its counter attributes (or negated stereotypes: "Mexicans are not lazy"), *counter* in the
 opposite case, and neutral otherwise. Negation: `not`, `no`, `never`, `n't`, ... within four
-tokens before the attribute. Words are compared after a light plural fold (`terrorists` ->
-`terrorist`, `cities` -> `city`).
+tokens before the attribute. Words are compared in a canonical form: their WordNet lemma, and for
+abstract nouns and adverbs the adjective they derive from (`criminals` -> `criminal`, `stole` ->
+`steal`, `laziness`, `lazily` -> `lazy`; `wordnet.json`, built by
+`benchmarks/f02_build_wordnet.py` from the Open English WordNet), else after a light plural fold
+(`cities` -> `city`).
+
+**WordNet expansion** (`expand`): an attribute a resource ties to a group also ties its WordNet
+synonyms to it (`lazy` -> `indolent`, `slothful`), and makes its antonyms counter attributes
+(`lazy` -> `busy`), each with `EXPANSION_WEIGHT` of a resource's vote, so a resource's own word
+always wins over an expansion. Everyday words are never expansions (see the builder).
 
 **Direction.** Whether a corpus's statements are evidence of bias depends on what the same
 statements would be about another group of the axis: `consistent_groups` gives, for a statement's
@@ -52,8 +60,15 @@ from fmfl_audit.errors import CheckerError
 
 FORMAT = "fmfl-audit-stereotypes"
 VERSION = 1
-RESOURCES = ("seegull", "stereoset", "redditbias", "abc", "winobias")
+WORDNET_FORMAT = "fmfl-audit-wordnet-slice"
+WORDNET_VERSION = 1
+EXPANSION_WEIGHT = 0.4
+"""Vote of a WordNet synonym (or antonym, as a counter) relative to one resource's vote."""
+RESOURCES = ("seegull", "stereoset", "redditbias", "abc", "winobias", "toxigen")
 """Every resource the shipped knowledge was built from (the `resources` param picks among them)."""
+UNCURATED = frozenset({"stereoset", "toxigen"})
+"""Resources whose attributes are single fill-ins or words extracted from statements: alone they do
+not make an association *attested* (the FM probes use attested ones)."""
 
 NEGATORS = frozenset(
     {"not", "no", "never", "nor", "neither", "hardly", "barely", "cannot", "without", "t", "none"}
@@ -84,9 +99,42 @@ def fold(token: str) -> str:
     return t
 
 
-def attribute_key(text: str) -> tuple[str, ...]:
-    """An attribute phrase as the folded tokens the matcher compares."""
-    return tuple(fold(t) for t in term_tokens(text))
+@dataclass(frozen=True)
+class WordnetSlice:
+    """Canonical forms, synonyms and antonyms of the attribute words (`wordnet.json`)."""
+
+    norm: dict[str, str]
+    synonyms: dict[str, tuple[str, ...]]
+    antonyms: dict[str, tuple[str, ...]]
+
+    def canonical(self, token: str) -> str:
+        """`token`'s canonical form: its lemma from the slice, else its plural fold."""
+        got = self.norm.get(token)
+        if got is not None:
+            return got
+        f = fold(token)
+        return self.norm.get(f, f)
+
+
+NO_WORDNET = WordnetSlice(norm={}, synonyms={}, antonyms={})
+"""Plural folding only, no expansion (the `lemmatise: false` setting)."""
+
+
+def load_wordnet(path: Path | None = None) -> WordnetSlice:
+    """The shipped WordNet slice."""
+    data = _load_json(
+        path or lexicon_dir() / "stereotypes" / "wordnet.json", WORDNET_FORMAT, WORDNET_VERSION
+    )
+    return WordnetSlice(
+        norm=dict(data["norm"]),
+        synonyms={k: tuple(v) for k, v in data["synonyms"].items()},
+        antonyms={k: tuple(v) for k, v in data["antonyms"].items()},
+    )
+
+
+def attribute_key(text: str, wordnet: WordnetSlice = NO_WORDNET) -> tuple[str, ...]:
+    """An attribute phrase as the canonical tokens the matcher compares."""
+    return tuple(wordnet.canonical(t) for t in term_tokens(text))
 
 
 Pairing = tuple[tuple[str, ...], bool]
@@ -120,6 +168,16 @@ class StereotypeKnowledge:
     attested: dict[tuple[str, str], frozenset[tuple[str, ...]]] = field(default_factory=dict)
     """Stereotypes named by two resources, or by one whose lists are curated (every resource but
     StereoSet, whose attributes are single crowd-workers' fill-ins): the FM probes use these."""
+    direct: tuple[
+        dict[tuple[str, str], frozenset[tuple[str, ...]]],
+        dict[tuple[str, str], frozenset[tuple[str, ...]]],
+    ] = ({}, {})
+    """(stereo, counter) as the resources alone say, without WordNet expansions: the FM probes
+    pair an attested attribute with one of these counters."""
+    wordnet: WordnetSlice = NO_WORDNET
+    """How text tokens are brought to the attributes' canonical form."""
+    display: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """A resource's own wording of a canonical attribute (`stealing` for `steal`), for probes."""
     groups_by_axis: dict[str, list[str]] = field(default_factory=dict)
     _first: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
 
@@ -140,6 +198,13 @@ class StereotypeKnowledge:
     def axes(self) -> list[str]:
         """Axes with at least one association, sorted."""
         return sorted(self.groups_by_axis)
+
+    def wording(self, attr: tuple[str, ...]) -> str:
+        """An attribute as a resource words it (`stealing` for the lemma `steal`), for sentences
+        the FM scores; unchanged without canonical forms (the folded words, as before)."""
+        if self.wordnet is NO_WORDNET:
+            return " ".join(attr)
+        return self.display.get(attr, " ".join(attr))
 
     def associations(self, axis: str, group: str) -> int:
         """How many stereotyped attributes `group` has."""
@@ -188,13 +253,13 @@ class StereotypeKnowledge:
         ]
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _load_json(path: Path, fmt: str = FORMAT, version: int = VERSION) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckerError(f"the shipped stereotype knowledge cannot be read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise CheckerError(f"{path}: not a version-{VERSION} {FORMAT} file")
+    if not isinstance(data, dict) or data.get("format") != fmt or data.get("version") != version:
+        raise CheckerError(f"{path}: not a version-{version} {fmt} file")
     return data
 
 
@@ -259,10 +324,61 @@ def _drop_undirected(
             stereo[k] -= common
 
 
+Votes = dict[tuple[str, str, tuple[str, ...]], list[float]]
+"""(axis, group, attribute) -> [votes for stereotype, votes for counter]."""
+
+
+Table = dict[tuple[str, str], set[tuple[str, ...]]]
+
+
+def _directions(votes: Votes) -> tuple[Table, Table]:
+    """(stereotypes, counters) per group: where votes disagree the majority decides, and a tie
+    says nothing about direction."""
+    stereo: Table = {}
+    counter: Table = {}
+    for (axis, group, attr), (pro, con) in votes.items():
+        if pro > con:
+            stereo.setdefault((axis, group), set()).add(attr)
+        elif con > pro:
+            counter.setdefault((axis, group), set()).add(attr)
+    return stereo, counter
+
+
+def _expand(votes: Votes, wordnet: WordnetSlice, group_terms: frozenset[str]) -> None:
+    """Add the weaker votes of the WordNet relatives of every one-word attribute: a stereotype's
+    synonyms are stereotypes and its antonyms counters; a counter's synonyms are counters (its
+    antonyms are not made stereotypes: counter attributes are often arbitrary fill-ins, and their
+    antonyms rarely a stereotype). A group term (`straight`, `black`) is never an expansion."""
+    extra: Votes = {}
+
+    def add(word: str, key: tuple[str, str], vote: float, slot: int) -> None:
+        if vote and word not in group_terms:
+            extra.setdefault((*key, (word,)), [0.0, 0.0])[slot] += EXPANSION_WEIGHT * vote
+
+    for (axis, group, attr), (pro, con) in votes.items():
+        if len(attr) != 1:
+            continue
+        for word in wordnet.synonyms.get(attr[0], ()):
+            add(word, (axis, group), pro, 0)
+            add(word, (axis, group), con, 1)
+        for word in wordnet.antonyms.get(attr[0], ()):
+            add(word, (axis, group), pro, 1)
+    for key, (pro, con) in extra.items():
+        cell = votes.setdefault(key, [0.0, 0.0])
+        cell[0] += pro
+        cell[1] += con
+
+
 def load_knowledge(
-    resources: Iterable[str] | None = None, *, path: Path | None = None
+    resources: Iterable[str] | None = None,
+    *,
+    path: Path | None = None,
+    lemmatise: bool = True,
+    expand: bool = True,
 ) -> StereotypeKnowledge:
-    """The shipped knowledge, restricted to `resources` (every one when None)."""
+    """The shipped knowledge, restricted to `resources` (every one when None); `lemmatise`
+    compares canonical WordNet forms (else plural folds), `expand` adds WordNet synonyms and
+    antonyms (needs `lemmatise`)."""
     data = _load_json(path or knowledge_path())
     wanted = tuple(sorted(set(RESOURCES if resources is None else resources)))
     unknown = [r for r in wanted if r not in data["resources"]]
@@ -270,28 +386,32 @@ def load_knowledge(
         raise CheckerError(
             f"unknown stereotype resource {unknown[0]!r}; known: {', '.join(data['resources'])}"
         )
+    wordnet = load_wordnet() if lemmatise else NO_WORDNET
     # Votes: each (resource, row) naming an attribute a stereotype or a counter of a group.
-    votes: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
+    votes: Votes = {}
     curated: set[tuple[str, str, tuple[str, ...]]] = set()
+    display: dict[tuple[str, ...], str] = {}
     for axis, group, attribute, counters, sources in data["associations"]:
         used = set(sources) & set(wanted)
         n = len(used)
         if not n:
             continue
-        if n >= 2 or used - {"stereoset"}:
-            curated.add((axis, group, attribute_key(attribute)))
-        votes.setdefault((axis, group, attribute_key(attribute)), [0, 0])[0] += n
+        key = attribute_key(attribute, wordnet)
+        display.setdefault(key, attribute)
+        # ToxiGen's extracted words never attest (alone or with another resource).
+        if len(used - {"toxigen"}) >= 2 or used - UNCURATED:
+            curated.add((axis, group, key))
+        votes.setdefault((axis, group, key), [0.0, 0.0])[0] += n
         for c in counters:
-            votes.setdefault((axis, group, attribute_key(c)), [0, 0])[1] += n
-    stereo: dict[tuple[str, str], set[tuple[str, ...]]] = {}
-    counter: dict[tuple[str, str], set[tuple[str, ...]]] = {}
-    for (axis, group, attr), (pro, con) in votes.items():
-        # Where resources disagree the majority decides; a tie says nothing about direction.
-        if pro > con:
-            stereo.setdefault((axis, group), set()).add(attr)
-        elif con > pro:
-            counter.setdefault((axis, group), set()).add(attr)
+            ckey = attribute_key(c, wordnet)
+            display.setdefault(ckey, c)
+            votes.setdefault((axis, group, ckey), [0.0, 0.0])[1] += n
     lexicon = extend_lexicon(load_demographic_lexicon(), data["groups"])
+    direct = _directions(votes)
+    if expand and lemmatise:
+        terms = {t.tokens[0] for ts in lexicon.terms_by_group.values() for t in ts}
+        _expand(votes, wordnet, frozenset(terms | lexicon.person_nouns))
+    stereo, counter = _directions(votes)
     _drop_undirected(stereo, lexicon)
     attested: dict[tuple[str, str], set[tuple[str, ...]]] = {}
     for axis, group, attr in curated:
@@ -303,13 +423,27 @@ def load_knowledge(
         counter={k: frozenset(v) for k, v in counter.items() if v},
         resources=wanted,
         attested={k: frozenset(v) for k, v in attested.items()},
+        direct=(
+            {k: frozenset(v) for k, v in direct[0].items() if v},
+            {k: frozenset(v) for k, v in direct[1].items() if v},
+        ),
+        wordnet=wordnet,
+        display=display,
     )
 
 
-def shared_knowledge(cache: Cache, resources: tuple[str, ...] | None) -> StereotypeKnowledge:
-    """`load_knowledge(resources)`, built once per process through `cache`."""
-    key = "fairness:stereotypes:" + ",".join(resources or ("*",))
-    know: StereotypeKnowledge = cache.get(key, lambda: load_knowledge(resources))
+def shared_knowledge(
+    cache: Cache,
+    resources: tuple[str, ...] | None,
+    *,
+    lemmatise: bool = True,
+    expand: bool = True,
+) -> StereotypeKnowledge:
+    """`load_knowledge(...)`, built once per process through `cache`."""
+    key = f"fairness:stereotypes:{int(lemmatise)}{int(expand)}:" + ",".join(resources or ("*",))
+    know: StereotypeKnowledge = cache.get(
+        key, lambda: load_knowledge(resources, lemmatise=lemmatise, expand=expand)
+    )
     return know
 
 
@@ -349,7 +483,7 @@ def statements(
         toks, spans = tokenize(text[lo:hi])
         if not toks:
             continue
-        folded = [fold(t) for t in toks]
+        folded = [know.wordnet.canonical(t) for t in toks]
         attrs = know.attributes_in(folded)
         if not attrs:
             continue

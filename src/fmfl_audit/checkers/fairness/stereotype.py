@@ -62,6 +62,16 @@ class StereotypeParams(CheckerParams):
         default=None,
         description=f"Knowledge resources to use ({', '.join(RESOURCES)}); all when null.",
     )
+    lemmatise: bool = Field(
+        default=True,
+        description="Compare words in their WordNet canonical form (`laziness` -> `lazy`); "
+        "false: plural folding only.",
+    )
+    wordnet_expansion: bool = Field(
+        default=True,
+        description="Extend each attribute with its WordNet synonyms (same direction) and "
+        "antonyms (counter attributes), at a lower vote than the resources' own words.",
+    )
     min_statements: int = Field(default=5, ge=1, description="Consistent statements needed.")
     min_rate: float = Field(
         default=0.08, ge=0, le=1, description="Consistent statements per group mention needed."
@@ -127,12 +137,16 @@ class StereotypeTask(ShardTask):
 
     axes: tuple[str, ...] | None
     resources: tuple[str, ...] | None
+    lemmatise: bool
+    expand: bool
     noun_window: int
     pronouns: bool
     max_examples: int
 
     def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> StereoTally:
-        know = shared_knowledge(env.cache, self.resources)
+        know = shared_knowledge(
+            env.cache, self.resources, lemmatise=self.lemmatise, expand=self.expand
+        )
         t = StereoTally()
         for batch in batches:
             for rec in batch:
@@ -258,6 +272,8 @@ def tally_source(
     task = StereotypeTask(
         axes=axes,
         resources=params.resources,
+        lemmatise=params.lemmatise,
+        expand=params.wordnet_expansion,
         noun_window=params.noun_window,
         pronouns=params.count_pronouns,
         max_examples=params.max_examples,
@@ -266,6 +282,16 @@ def tally_source(
     for part in ctx.map_shards(source, task, batch_size=params.batch_size):
         t.merge(part, params.max_examples)
     return t
+
+
+def knowledge_for(ctx: CheckContext, params: StereotypeParams) -> StereotypeKnowledge:
+    """The knowledge these settings select, built once per scan."""
+    return shared_knowledge(
+        ctx.cache,
+        params.resources,
+        lemmatise=params.lemmatise,
+        expand=params.wordnet_expansion,
+    )
 
 
 def resolve_axes(know: StereotypeKnowledge, params: StereotypeParams) -> tuple[str, ...]:
@@ -297,7 +323,7 @@ class StereotypeChecker(Checker):
         assert isinstance(params, StereotypeParams)
         from fmfl_audit.checkers.privacy._evidence import warm_scrubber
 
-        know = shared_knowledge(ctx.cache, params.resources)
+        know = knowledge_for(ctx, params)
         axes = resolve_axes(know, params)
         warm_scrubber(ctx.cache, ctx.executor)
         out = CheckOutput(notes=[f"stereotype knowledge: {', '.join(know.resources)}"])
@@ -314,7 +340,9 @@ class StereotypeChecker(Checker):
         if params.fm_preference and fm is not None and fm.checkpoint is not None:
             from fmfl_audit.checkers.fairness._fm_preference import fm_preference_findings
 
-            fm_preference_findings(ctx, know, axes, params, out)
+            # The probes use the resources' own words, as the FM would be tuned on them.
+            words = shared_knowledge(ctx.cache, params.resources, lemmatise=False, expand=False)
+            fm_preference_findings(ctx, words, axes, params, out)
         ctx.progress.advance()
         return out
 
