@@ -39,10 +39,12 @@ def patch_argument_help() -> None:
         self.help = help
 
     cls.__init__ = __init__
-    for param in (typer.core.TyperArgument, typer.core.TyperOption):
+    params: tuple[Any, ...] = (typer.core.TyperArgument, typer.core.TyperOption)
+    for param in params:
         param.get_help_record = _unescaped(param.get_help_record)
     cls._fmfl_help_patched = True
-    for command in (typer.core.TyperCommand, typer.core.TyperGroup):
+    commands: tuple[Any, ...] = (typer.core.TyperCommand, typer.core.TyperGroup)
+    for command in commands:
         if hasattr(command, "format_arguments"):  # click >= 8.5: typer lists them itself
             command.format_arguments = lambda self, ctx, formatter: None
 
