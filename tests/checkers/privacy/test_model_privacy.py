@@ -271,3 +271,24 @@ def test_p03_malformed_canaries_are_noted_not_scored(
         "global-lm: 1 malformed canary record(s): canaries.jsonl:2: secret value 1 does not fit "
         "its slot",
     )
+
+
+def test_an_unknown_label_is_named_only_when_it_looks_like_a_class_name() -> None:
+    from types import SimpleNamespace
+
+    from fmfl_audit.checkers.privacy._lm_scoring import label_index
+    from fmfl_audit.errors import CheckerError
+
+    lm: Any = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(label2id={"pos": 1})))
+    assert label_index(lm, "pos") == 1 and label_index(lm, "3") == 3 and label_index(lm, True) == 1
+    with pytest.raises(CheckerError, match=r"^label 'neutral' is not a class"):
+        label_index(lm, "neutral")
+    # A text field read as the label by mistake: its content stays out of the report.
+    story = "Call Jane on 555-0100, she said the password is hunter2."
+    with pytest.raises(CheckerError) as err:
+        label_index(lm, story)
+    assert str(err.value) == (
+        f"label (a str of {len(story)} characters, not shown) is not a class of the classifier"
+    )
+    with pytest.raises(CheckerError, match=r"label \(a float, not shown\)"):
+        label_index(lm, 0.5)

@@ -14,6 +14,7 @@ Log-likelihoods are in nats. The first token (BOS when the tokenizer adds one) i
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,9 @@ def causal_nll(
     return sums, counts
 
 
+_CLASS_NAME = re.compile(r"[\w .:-]+")
+
+
 def label_index(lm: LoadedModel, label: Any) -> int:
     """A record's label as the classifier's class index (ints, numeric strings or label names)."""
     if isinstance(label, bool):
@@ -118,7 +122,16 @@ def label_index(lm: LoadedModel, label: Any) -> int:
             return l2i[label]
         if label.strip().lstrip("-").isdigit():
             return int(label)
-    raise CheckerError(f"label {label!r} is not a class of the classifier")
+    raise CheckerError(f"label {_shown(label)} is not a class of the classifier")
+
+
+def _shown(label: Any) -> str:
+    """A label for an error message: quoted only when it looks like a class name, so a text
+    field read as the label by mistake is not echoed into the report."""
+    if isinstance(label, str) and len(label) <= 40 and _CLASS_NAME.fullmatch(label):
+        return repr(label)
+    size = f" of {len(label)} characters" if isinstance(label, str) else ""
+    return f"(a {type(label).__name__}{size}, not shown)"
 
 
 def classifier_nll(
