@@ -102,3 +102,28 @@ def test_nothing_ran_means_no_grade_not_an_f(tmp_path: Path) -> None:
         assert "overall grade F" not in text.lower().replace("**", "")
     md = renderer_for(OutputFormat.MARKDOWN).render(report)
     assert "**Overall grade n/a (no rule ran, coverage 0%)**" in md
+
+
+def test_an_empty_data_file_is_not_a_pass(tmp_path: Path) -> None:
+    # Zero records and zero malformed ones: the rules checked nothing (review finding: grade A).
+    (tmp_path / "syn.jsonl").write_text("")
+    manifest = minimal_manifest(clients=[{"id": "school-a", "synthetic_data": "syn.jsonl"}])
+    report = _scan(write_manifest(tmp_path, manifest), "FMFL-P01", "FMFL-R02", "FMFL-F01")
+    for rule_id in ("FMFL-P01", "FMFL-R02", "FMFL-F01"):
+        r = report.rule(rule_id)
+        assert r.outcome is Outcome.SKIPPED, rule_id
+        assert r.unreadable_inputs == ("syn.jsonl: no records (the file is empty)",), rule_id
+    assert report.grade is None and not report.gate.passed
+    # One empty client among readable ones still fails the gate for that file.
+    write_jsonl(tmp_path / "other.jsonl", [{"text": CLEAN}] * 5)
+    manifest = minimal_manifest(
+        clients=[
+            {"id": "school-a", "synthetic_data": "syn.jsonl"},
+            {"id": "school-b", "synthetic_data": "other.jsonl"},
+        ]
+    )
+    report = _scan(write_manifest(tmp_path, manifest), "FMFL-P01")
+    assert report.rule("FMFL-P01").unreadable_inputs == (
+        "syn.jsonl: no records (the file is empty)",
+    )
+    assert not report.gate.passed

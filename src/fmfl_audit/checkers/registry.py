@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fmfl_audit.checkers import fairness, privacy, robustness
+from fmfl_audit.checkers import fairness, privacy
 from fmfl_audit.checkers.base import Checker
+from fmfl_audit.checkers.robustness import catalog as robustness
 
 CHECKERS: tuple[type[Checker], ...] = (
     *robustness.CHECKERS,

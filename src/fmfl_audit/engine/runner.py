@@ -228,7 +228,17 @@ class Auditor:
             out = item.checker().run(ctx, item.params)
         except (MissingDependencyError, RuleSkipped) as exc:
             self.observer.rule_finished(spec.id, Outcome.SKIPPED)
-            return base(outcome=Outcome.SKIPPED, skip_reason=str(exc)), CheckOutput()
+            # A rule that skipped because what it read was unreadable says so, and the gate's
+            # `fail_on_unreadable_inputs` applies to it as to a rule that ran.
+            policy = self.deployment.manifest.policy
+            unreadable = unreadable_inputs(ctx.reads.all(), policy.max_malformed_share)
+            reason = str(exc)
+            if unreadable:
+                reason = "unreadable input: " + "; ".join(unreadable) + f" ({reason})"
+            result = base(
+                outcome=Outcome.SKIPPED, skip_reason=reason, unreadable_inputs=tuple(unreadable)
+            )
+            return result, CheckOutput()
         except FmflAuditError as exc:
             return self._errored(base, spec.id, str(exc), t0)
         except Exception as exc:  # noqa: BLE001 - isolation point: one checker must not sink a scan
@@ -262,11 +272,15 @@ class Auditor:
 
 
 def unreadable_inputs(reads: Sequence[ReadStats], max_share: float) -> list[str]:
-    """The files of `reads` a rule could not read enough of: no usable record among malformed
-    ones, or a malformed share above `max_share`; each with its counts and first reason."""
+    """The files of `reads` a rule could not read enough of: no record at all (an empty file
+    checks nothing), no usable record among malformed ones, or a malformed share above
+    `max_share`; each with its counts and first reason."""
     out = []
     for st in reads:
         total = st.records + st.malformed
+        if total == 0:
+            out.append(f"{st.path}: no records (the file is empty)")
+            continue
         if not st.malformed or (st.records and st.malformed / total <= max_share):
             continue
         first = f"; first: {st.issues[0].location}: {st.issues[0].reason}" if st.issues else ""

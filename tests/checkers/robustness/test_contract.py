@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fmfl_audit.checkers.base import Checker
-from fmfl_audit.checkers.robustness import CHECKERS, NOT_IMPLEMENTED
+from fmfl_audit.checkers.robustness.catalog import CHECKERS, NOT_IMPLEMENTED
 from fmfl_audit.models import Area
 from fmfl_audit.rulepacks.loader import builtin_pack_names, builtin_rules_dir
 

@@ -255,3 +255,26 @@ def test_suffix_reason_carries_score_and_threshold_and_the_threshold_is_a_param(
     assert r.span is not None and r.span[0] == GCG_PAPER.index("describing")
     (quiet,) = Detector(signatures=sigs, suffix=scorer, suffix_threshold=99.0).classify([GCG_PAPER])
     assert not quiet.flagged and quiet.reasons == []
+
+
+@pytest.mark.parametrize("unit", ["a", "{a: b", "f([", "x(", "a.b(", '"a": ', "a = b "])
+def test_code_markers_stay_linear_on_one_huge_token(unit: str) -> None:
+    """A 1 MB blob (base64 image data in a multimodal prompt) must not stall R01: an unanchored
+    `\\w+\\(\\[` and an unbounded `[^}]+;` backtracked quadratically (a 40 KB token took seconds,
+    1 MB most of an hour). A guard, not a speed measurement: linear matching takes well under a
+    second here, the old patterns never finish within the alarm."""
+    import signal
+
+    from fmfl_audit.checkers.robustness._suffix import CODE_MARKERS
+
+    def _stalled(*_: object) -> None:
+        raise TimeoutError("CODE_MARKERS backtracks on a long run of " + repr(unit))
+
+    old = signal.signal(signal.SIGALRM, _stalled)
+    signal.alarm(60)
+    try:
+        found = CODE_MARKERS.findall(unit * (1_000_000 // len(unit)))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert isinstance(found, list)

@@ -440,7 +440,8 @@ def shared_knowledge(
     expand: bool = True,
 ) -> StereotypeKnowledge:
     """`load_knowledge(...)`, built once per process through `cache`."""
-    key = f"fairness:stereotypes:{int(lemmatise)}{int(expand)}:" + ",".join(resources or ("*",))
+    chosen = "*" if resources is None else ",".join(resources) or "-"
+    key = f"fairness:stereotypes:{int(lemmatise)}{int(expand)}:{chosen}"
     know: StereotypeKnowledge = cache.get(
         key, lambda: load_knowledge(resources, lemmatise=lemmatise, expand=expand)
     )

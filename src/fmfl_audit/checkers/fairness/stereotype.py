@@ -55,11 +55,15 @@ from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric
 class StereotypeParams(CheckerParams):
     """Settings of FMFL-F02."""
 
+    # An empty list would measure nothing and pass: at least one, or null for all.
     axes: tuple[str, ...] | None = Field(
-        default=None, description="Axes to measure; every axis the knowledge covers when null."
+        default=None,
+        min_length=1,
+        description="Axes to measure; every axis the knowledge covers when null.",
     )
     resources: tuple[str, ...] | None = Field(
         default=None,
+        min_length=1,
         description=f"Knowledge resources to use ({', '.join(RESOURCES)}); all when null.",
     )
     lemmatise: bool = Field(

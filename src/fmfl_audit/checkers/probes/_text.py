@@ -2,8 +2,9 @@
 flags it, and directives it shows that the request did not ask for.
 
 `r02_flags` is the one place the probes call R02's detector (`OutputJudge`: the output markers and
-harmful lexicon of `rules/jailbreak/` and the compliance model), so a probed answer is judged
-exactly as a synthetic record is.
+harmful lexicon of `rules/jailbreak/` and the compliance model). FMFL-R02's own probe judge uses the
+rule's settings, so a probed answer is judged exactly as a synthetic record is; the other rules'
+judges (R03, F04) use the shipped detector.
 """
 
 from __future__ import annotations
@@ -92,9 +93,19 @@ def scorers(ctx: CheckContext) -> Scorers:
     return built
 
 
+def r02_judge_key(rule_id: str) -> str:
+    """Where a rule that judges outputs with its own settings (FMFL-R02) leaves its `OutputJudge`
+    in the scan cache for its probe judges."""
+    return f"probe-r02-judge:{rule_id}"
+
+
 def r02_flags(ctx: CheckContext, texts: Sequence[str]) -> list[list[str]]:
-    """FMFL-R02's detector on each text: the families it flags (empty: not flagged)."""
-    judge: OutputJudge = ctx.cache.get("probe-r02-judge", OutputJudge.default)
+    """FMFL-R02's detector on each text: the families it flags (empty: not flagged). The rule's
+    own judge when it left one (R02 with the pack's `signature_files`, `use_intent` and
+    `intent_threshold`); for other rules (R03, F04) the shipped markers and model."""
+    judge: OutputJudge = ctx.cache.get(
+        r02_judge_key(ctx.rule_id), lambda: ctx.cache.get("probe-r02-judge", OutputJudge.default)
+    )
     return [sorted(set(v.families)) if v.flagged else [] for v in judge.judge(list(texts))]
 
 

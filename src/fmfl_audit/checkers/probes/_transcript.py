@@ -114,12 +114,18 @@ def load_transcript(ctx: CheckContext) -> Transcript | None:
     if path is None:
         return None
 
+    stats_key = f"probe-transcript-stats:{path}"
+
     def build() -> Transcript:
         display = ctx.display(path)
         stats = ReadStats(path=display)
         transcript = read_transcript(path, display, stats)
         ctx.ledger.commit(stats)
+        ctx.cache.get(stats_key, lambda: stats)
         return transcript
 
     loaded: Transcript = ctx.cache.get(f"probe-transcript:{path}", build)
+    # Every rule that judges the transcript answers for what it could read of it: a transcript
+    # whose lines are mostly malformed makes the rule unreadable-input skipped, not passed.
+    ctx.reads.add(ctx.cache.get(stats_key, lambda: ReadStats(path=ctx.display(path))))
     return loaded

@@ -106,12 +106,15 @@ _CAMEL = re.compile(r"[a-z][A-Z]")
 _SOUP_SYMBOLS = frozenset("\\{}[]^~<>=`")
 # Marks that stand alone between words in prose; two in a row ("! !") do not.
 _STRAY = frozenset("!?.,;:-*'\"+`’‘“”—–")
+# Every alternative starts at a word boundary, a line start or a fixed character and has a bounded
+# or terminator-free tail, so `findall` stays linear in the text (an unanchored `\w+\(\[` or an
+# unbounded `[^}]+;` made a 40 KB token take seconds and a 1 MB one most of an hour).
 CODE_MARKERS = re.compile(
-    r"\b\w+\.\w+\(|\)\.\w+\(|\w+\(\[|\w\[\[?['\"\w]|\b[a-z_]\w* = [\w\[({'\"]"
+    r"\b\w+\.\w+\(|\)\.\w+\(|\b\w+\(\[|\w\[\[?['\"\w]|\b[a-z_]\w* = [\w\[({'\"]"
     r"|^\s*(def|class|import|from|return|function|const|let|var)\b|==|!=|=>"
     r"|\{\s*\"\w+\"\s*:|\"\w+\"\s*:\s|^\s*(File|Traceback|at) \S|;\s*$|^\s*\|.*\|\s*$"
     r"|</?(?:html|head|body|div|span|style|script|p|a|ul|ol|li|table|tr|td|title|br)\b"
-    r"|^\s*[.#]?[\w-]+\s*\{|\{\s*[\w-]+\s*:\s*[^}]+;"
+    r"|^\s*[.#]?[\w-]+\s*\{|\{\s*[\w-]+\s*:\s*[^};]{1,200};"
     r"|\\(?:frac|sqrt|int|sum|prod|lim|begin|end|left|right|cdot|times|mathbb|mathrm|text"
     r"|alpha|beta|gamma|delta|theta|lambda|mu|sigma|pi|infty|leq|geq|neq|partial)\b",
     re.MULTILINE,

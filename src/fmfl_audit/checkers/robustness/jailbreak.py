@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from fmfl_audit.checkers.base import CheckContext, Checker, CheckerParams, CheckOutput, clients_with
+from fmfl_audit.checkers.probes._text import r02_judge_key
 from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
 from fmfl_audit.checkers.probes.params import SafetyProbeParams
 from fmfl_audit.checkers.robustness._common import rate, safe_excerpt
@@ -304,6 +305,15 @@ class _OutputTask(ShardTask):
         return part
 
 
+def _output_task(params: OutputMarkerParams) -> _OutputTask:
+    return _OutputTask(
+        signature_files=params.signature_files,
+        use_intent=params.use_intent,
+        intent_threshold=params.intent_threshold,
+        max_examples=params.max_examples,
+    )
+
+
 class JailbreakPromptChecker(Checker):
     """Ensure no client sends jailbreak or prompt-injection prompts to the FM."""
 
@@ -384,17 +394,15 @@ class JailbrokenOutputChecker(Checker):
 
     def run(self, ctx: CheckContext, params: Any) -> CheckOutput:
         assert isinstance(params, OutputMarkerParams)
-        # Probe hook: the live FM's answers to harmful and safe requests (fmfl-audit probe).
+        # Probe hook: the live FM's answers to harmful and safe requests (fmfl-audit probe),
+        # judged by this rule's own detector settings (marker files, compliance model, threshold).
+        task = _output_task(params)
+        ctx.cache.get(r02_judge_key(ctx.rule_id), lambda: task.judge(ctx.cache))
         own = self._outputs(ctx, params) if clients_with(ctx.deployment, "synthetic_data") else None
         return with_probes(ctx, Judge.SAFETY, params.probe, own)
 
     def _outputs(self, ctx: CheckContext, params: OutputMarkerParams) -> CheckOutput:
-        task = _OutputTask(
-            signature_files=params.signature_files,
-            use_intent=params.use_intent,
-            intent_threshold=params.intent_threshold,
-            max_examples=params.max_examples,
-        )
+        task = _output_task(params)
         task.judge(ctx.cache)  # invalid marker files or model fail before any data is read
         out = CheckOutput()
         clients = clients_with(ctx.deployment, "synthetic_data")
