@@ -321,10 +321,7 @@ class Detector:
                     th = self.similarity_threshold
                     v.reasons.append(_scored("known_template", f"template-{j}", sim, th))
         if self.intent is not None and texts:
-            th = self.intent.threshold if self.intent_threshold is None else self.intent_threshold
-            for v, prob in zip(verdicts, self.intent.predict(texts), strict=True):
-                if prob >= th:
-                    v.reasons.append(_scored("intent", "harmful-request", float(prob), th))
+            self._intent(texts, verdicts)
         if self.classifier is not None and texts:
             for v, prob in zip(verdicts, self.classifier(texts), strict=True):
                 if prob >= self.classifier_threshold:
@@ -334,6 +331,31 @@ class Detector:
             v.score = round(sum(r.weight for r in v.reasons), 4)
             v.flagged = v.score >= self.signatures.threshold
         return verdicts
+
+    def _intent(self, texts: list[str], verdicts: list[Verdict]) -> None:
+        """The intent model on each prompt and on what its encoded payloads decode to (a
+        harmful request sent as base64 or hex reads as noise to a model of words)."""
+        assert self.intent is not None
+        th = self.intent.threshold if self.intent_threshold is None else self.intent_threshold
+        owners: list[int] = []
+        labels: list[str] = []
+        inputs = list(texts)
+        for i, text in enumerate(texts):
+            for label, decoded in _decoded_payloads(text):
+                owners.append(i)
+                labels.append(f"{label}:")
+                inputs.append(decoded)
+        probs = self.intent.predict(inputs)
+        best: dict[int, tuple[float, str]] = {
+            i: (float(p), "") for i, p in enumerate(probs[: len(texts)])
+        }
+        for i, label, p in zip(owners, labels, probs[len(texts) :], strict=True):
+            if float(p) > best[i][0]:
+                best[i] = (float(p), label)
+        for i, v in enumerate(verdicts):
+            prob, label = best[i]
+            if prob >= th:
+                v.reasons.append(_scored("intent", f"{label}harmful-request", prob, th))
 
     def _local(self, text: str) -> list[Reason]:
         reasons = self._scan(text)
