@@ -202,6 +202,7 @@ class Auditor:
             min_coverage=g.min_coverage if g.min_coverage is not None else p.min_coverage,
             fail_on_error=p.fail_on_error,
             fail_on_unreadable_inputs=p.fail_on_unreadable_inputs,
+            fail_on_rules_not_rerun=p.fail_on_rules_not_rerun,
         )
 
     def _run_one(
