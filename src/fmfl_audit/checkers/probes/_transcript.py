@@ -35,6 +35,8 @@ class Answer:
     text: str
     location: str
     """`transcript.jsonl:LINE`."""
+    refusal: bool = False
+    """The API flagged the answer as a refusal: it refuses whatever its text says."""
 
 
 @dataclass
@@ -117,6 +119,7 @@ def _answer(entry: Entry, location: str) -> Answer:
         user=contents[-1] if contents else "",
         text=entry.response.text if entry.response is not None else "",
         location=location,
+        refusal=entry.response is not None and entry.response.refusal,
     )
 
 
