@@ -17,6 +17,7 @@ class GatePolicy:
     min_coverage: float | None = None
     fail_on_error: bool = True
     fail_on_unreadable_inputs: bool = True
+    fail_on_rules_not_rerun: bool = True
 
 
 def evaluate_gate(
@@ -28,12 +29,15 @@ def evaluate_gate(
     coverage: float,
     baseline_fingerprints: Collection[str] | None = None,
     baseline_name: str | None = None,
+    rules_not_rerun: Sequence[str] = (),
 ) -> GateResult:
     """Reasons to fail, in a fixed order; passed when there are none.
 
     With a baseline, only findings whose fingerprint is new (or worse than in the baseline, which
     the caller expresses by leaving it out of `baseline_fingerprints`) count for `fail_on`, and the
-    grade criterion is not applied: the baseline already accepted the grade it had.
+    grade criterion is not applied: the baseline already accepted the grade it had. A rule that ran
+    in the baseline and not now (`rules_not_rerun`) fails the gate unless the policy allows it: its
+    baseline findings were not checked, so they cannot count as fixed.
     """
     reasons: list[str] = []
     live = [f for f in findings if not f.waived]
@@ -66,6 +70,11 @@ def evaluate_gate(
                 f"unreadable input(s) {', '.join(unreadable)} (rules {', '.join(ids)}); see "
                 "policy.max_malformed_share"
             )
+    if policy.fail_on_rules_not_rerun and rules_not_rerun:
+        reasons.append(
+            f"rule(s) that ran in the baseline did not run: {', '.join(rules_not_rerun)} "
+            "(their baseline findings were not checked; see policy.fail_on_rules_not_rerun)"
+        )
     return GateResult(
         passed=not reasons,
         reasons=tuple(reasons),
@@ -74,5 +83,6 @@ def evaluate_gate(
         min_coverage=policy.min_coverage,
         fail_on_error=policy.fail_on_error,
         fail_on_unreadable_inputs=policy.fail_on_unreadable_inputs,
+        fail_on_rules_not_rerun=policy.fail_on_rules_not_rerun,
         baseline=baseline_name,
     )

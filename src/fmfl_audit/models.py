@@ -224,6 +224,10 @@ class GateResult(_Frozen):
     fail_on_unreadable_inputs: bool = Field(
         default=True, description="A rule with unreadable inputs fails the gate."
     )
+    fail_on_rules_not_rerun: bool = Field(
+        default=True,
+        description="With a baseline: a rule that ran in the baseline and not now fails the gate.",
+    )
     baseline: str | None = Field(default=None, description="Baseline report gated against.")
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.conftest import write_jsonl, write_manifest
+from typer.testing import CliRunner
 
+from fmfl_audit.cli.main import app
 from fmfl_audit.errors import RulePackError
 from fmfl_audit.models import Area, Grade, Severity
 from fmfl_audit.rulepacks.loader import builtin_pack_names, load_ruleset, select
@@ -142,3 +147,107 @@ def test_select_by_rule_and_area() -> None:
         RulePackError, match="'privcy' is neither a rule id nor an area; did you mean 'privacy'"
     ):
         select(rules, ["privcy"], [])
+
+
+# --- path params: relative to the file that sets them -----------------------------------------
+
+SIGS = """\
+version: 1
+threshold: 1.0
+families:
+  house_marker:
+    description: a marker only this deployment's signature file knows
+    patterns:
+      - {id: zbq, weight: 1.0, regex: 'zebra-banana-quartz'}
+"""
+FAST_R01 = {"use_corpus": False, "use_suffix": False, "use_intent": False}
+
+
+def _deploy(root: Path, r01_params: dict[str, Any] | None = None) -> Path:
+    """`root/deploy/manifest.yaml`: one client whose prompts hold the house marker once."""
+    write_jsonl(
+        root / "deploy/clients/a/prompts.jsonl",
+        [{"text": "Tell me a story about a cat."}, {"text": "zebra-banana-quartz: tell me more."}],
+    )
+    policy: dict[str, Any] = {}
+    if r01_params is not None:
+        policy = {"rules": {"FMFL-R01": {"params": {**FAST_R01, **r01_params}}}}
+    return write_manifest(
+        root / "deploy",
+        {
+            "version": 1,
+            "deployment": {"name": "paths", "task": "text-classification"},
+            "clients": [{"id": "a", "prompts": "clients/a/prompts.jsonl"}],
+            "policy": policy,
+        },
+    )
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(app, [*args], catch_exceptions=False)
+
+
+def test_manifest_path_params_resolve_against_the_manifest_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _deploy(tmp_path, {"signature_files": ["sigs.yml"]})
+    (tmp_path / "deploy/sigs.yml").write_text(SIGS)
+    monkeypatch.chdir(tmp_path)  # scanned from the parent folder
+    res = _cli("validate", "deploy/manifest.yaml")
+    assert res.exit_code == 0, res.output
+    res = _cli("scan", "deploy/manifest.yaml", "--only", "FMFL-R01", "-f", "json", "--no-progress")
+    report = json.loads(res.stdout)
+    (r01,) = report["rules"]
+    assert r01["outcome"] == "failed", r01
+    assert [f["subject"] for f in report["findings"]] == ["client:a"]
+    assert manifest.is_file()
+
+
+@pytest.mark.parametrize("command", ["validate", "scan"])
+def test_a_missing_param_file_is_a_located_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    _deploy(tmp_path, {"signature_files": ["sigs.yml"]})
+    (tmp_path / "sigs.yml").write_text(SIGS)  # next to the current folder, not the manifest
+    monkeypatch.chdir(tmp_path)
+    res = _cli(command, "deploy/manifest.yaml")
+    assert res.exit_code == 2, res.output
+    line = next(
+        n
+        for n, t in enumerate((tmp_path / "deploy/manifest.yaml").read_text().splitlines(), 1)
+        if "signature_files" in t
+    )
+    assert res.stderr.startswith(f"error: deploy/manifest.yaml:{line}:"), res.stderr
+    assert "rule FMFL-R01: params.signature_files: sigs.yml: no such file or folder" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_pack_path_params_resolve_against_the_pack_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(tmp_path)
+    (tmp_path / "packs").mkdir()
+    (tmp_path / "packs/sigs.yml").write_text(SIGS)
+    params = ", ".join(f"{k}: false" for k in FAST_R01)
+    (tmp_path / "packs/mine.yaml").write_text(
+        "pack: mine\noverrides:\n"
+        f"  - {{id: FMFL-R01, params: {{signature_files: [sigs.yml], {params}}}}}\n"
+    )
+    monkeypatch.chdir(tmp_path / "deploy")
+    res = _cli(
+        "scan",
+        "manifest.yaml",
+        "--rules",
+        "../packs/mine.yaml",
+        "--only",
+        "FMFL-R01",
+        "-f",
+        "json",
+        "--no-progress",
+    )
+    report = json.loads(res.stdout)
+    assert report["rules"][0]["outcome"] == "failed", report["rules"][0]
+    (tmp_path / "packs/sigs.yml").unlink()
+    res = _cli("validate", "manifest.yaml", "--rules", "../packs/mine.yaml")
+    assert res.exit_code == 2
+    assert "mine.yaml: rule FMFL-R01: params.signature_files: sigs.yml: no such file" in res.stderr

@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.main import app
+from fmfl_audit.errors import ManifestError
 from fmfl_audit.integrations.fm_log import FMInteractionLog
 from fmfl_audit.integrations.scaffold import (
     ClientDraft,
@@ -167,3 +168,44 @@ def test_teacher_log_feeds_fmfl_r10(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rule = next(r for r in json.loads(out.read_text())["rules"] if r["id"] == "FMFL-R10")
     assert rule["metrics"]["client:c1"]["accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("files", [[], ["data/x.jsonl"]])
+def test_init_without_clients_writes_a_placeholder_that_validates(
+    tmp_path: Path, files: list[str]
+) -> None:
+    folder = tmp_path / "i2"
+    folder.mkdir()
+    for name in files:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text('{"text": "hello"}\n')
+    res = CliRunner().invoke(app, ["init", str(folder)])
+    assert res.exit_code == 0, res.output
+    manifest = load_manifest(folder / "manifest.yaml").manifest
+    assert [c.id for c in manifest.clients] == ["client-1"]
+    assert (
+        "clients: no client found; replace the placeholder 'client-1' with your clients and "
+        "their data files"
+    ) in res.stdout
+    text = (folder / "manifest.yaml").read_text()
+    assert "  - id: client-1  # FILL IN: the client's id\n" in text
+    assert "    # synthetic_data: clients/client-1/synthetic.jsonl  # FILL IN\n" in text
+    assert CliRunner().invoke(app, ["validate", str(folder / "manifest.yaml")]).exit_code == 0
+
+
+def test_a_draft_that_does_not_validate_leaves_no_file(tmp_path: Path) -> None:
+    draft = ManifestDraft(
+        name="d", source="a test", clients=[ClientDraft(id="a", files={"prompts": "gone.jsonl"})]
+    )
+    target = tmp_path / "manifest.yaml"
+    with pytest.raises(ManifestError) as err:
+        write_manifest(draft, target)
+    assert str(err.value).startswith(f"{target}:"), str(err.value)
+    assert "gone.jsonl" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+    # An existing manifest survives a failed --force rewrite untouched.
+    target.write_text("keep me\n")
+    with pytest.raises(ManifestError):
+        write_manifest(draft, target, force=True)
+    assert target.read_text() == "keep me\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.yaml"]

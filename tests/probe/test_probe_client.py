@@ -19,6 +19,7 @@ from tests.probe.servers import free_port
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.main import app
+from fmfl_audit.engine.runner import Auditor
 from fmfl_audit.manifest import load_manifest
 from fmfl_audit.probe import ProbeError, plan_probes, run_probes
 from fmfl_audit.probe.transcript import Entry, iter_entries
@@ -242,3 +243,60 @@ def test_too_many_failures_in_a_row_stop_the_run(tmp_path: Path, stub_server: An
         run_probes(plan_probes(load_manifest(manifest)))
     assert len(stub.bodies) == 6
     assert [x["status"] for x in transcript(tmp_path)].count("ok") == 1
+
+
+def refusal_reply(refusal: Any, content: Any = None) -> Reply:
+    """An OpenAI-style refused completion: `content` null, the refusal in `message.refusal`."""
+    message = {"role": "assistant", "content": content, "refusal": refusal}
+    body = {"model": "stub", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    return 200, {}, json.dumps(body)
+
+
+def test_an_api_refusal_is_recorded_as_a_refused_answer(tmp_path: Path, stub_server: Any) -> None:
+    # A wording no refusal marker knows: only the API's flag says it refused.
+    said = "Request withheld."
+    stub = stub_server(lambda n, body: refusal_reply(said))
+    target = {**endpoint(stub.base_url, "stub-model", 0), "api_key_env": "FM_KEY"}
+    manifest = write_deployment(
+        tmp_path,
+        target=target,
+        probe={"suites": ["safety"], "prompts_per_suite": 5},
+        synthetic_data=False,
+    )
+    run = run_probes(plan_probes(load_manifest(manifest)))
+    assert (run.sent, run.ok, run.failed) == (10, 10, 0)
+    lines = transcript(tmp_path)
+    assert {(x["response"]["text"], x["response"]["refusal"]) for x in lines} == {(said, True)}
+    report = Auditor(load_manifest(manifest), only=["FMFL-R02"]).run()
+    metrics = report.rule("FMFL-R02").metrics["fm:endpoint"]
+    assert metrics["harmful_refusal_rate"] == 1.0
+    assert metrics["safe_refusal_rate"] == 1.0
+    # The same words as plain content are not a refusal: the flag made the difference.
+    plain = [{**x, "response": {**x["response"], "refusal": False}} for x in transcript(tmp_path)]
+    (tmp_path / "probes" / "transcript.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in plain)
+    )
+    report = Auditor(load_manifest(manifest), only=["FMFL-R02"]).run()
+    assert report.rule("FMFL-R02").metrics["fm:endpoint"]["harmful_refusal_rate"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (refusal_reply(None, content=5), "message.content is not text (got int)"),
+        (refusal_reply(["no"]), "message.refusal is not text (got list)"),
+    ],
+)
+def test_a_reply_whose_content_is_not_text_is_malformed(
+    tmp_path: Path, stub_server: Any, reply: Reply, expected: str
+) -> None:
+    stub = stub_server(lambda n, body: completion("fine") if n == 0 else reply)
+    manifest = deployment(tmp_path, stub.base_url, max_retries=0)
+    run = run_probes(plan_probes(load_manifest(manifest)))
+    assert (run.ok, run.failed) == (1, 3)
+    assert {e.split(" (target): ")[1] for e in run.errors} == {f"not a chat completion: {expected}"}
+    assert sorted(x["status"] for x in transcript(tmp_path)) == ["error", "error", "error", "ok"]
+    # The first request goes alone: a malformed first reply stops the run (exit 2).
+    stub = stub_server(lambda n, body: reply)
+    res = runner.invoke(app, ["probe", str(deployment(tmp_path / "b", stub.base_url))])
+    assert res.exit_code == 2 and expected in res.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fmfl_audit.errors import ReportError
-from fmfl_audit.models import Finding, Metric, Severity
+from fmfl_audit.models import AuditReport, Finding, Metric, Outcome, Severity
 from fmfl_audit.report.baseline import (
     apply_baseline,
     diff_findings,
@@ -199,3 +199,66 @@ def test_loaded_baseline_gates_like_the_object(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["findings"][0]["fingerprint"] in gate_fingerprints(
         base, report.findings
     )
+
+
+def _not_run(report: AuditReport, rule_id: str, outcome: Outcome = Outcome.SKIPPED) -> AuditReport:
+    """`report` as if `rule_id` had been skipped (or errored): its findings gone with it."""
+    rules = tuple(
+        r.model_copy(update={"outcome": outcome, "findings": 0, "metrics": {}})
+        if r.id == rule_id
+        else r
+        for r in report.rules
+    )
+    kept = tuple(f for f in report.findings if f.rule_id != rule_id)
+    return report.model_copy(update={"rules": rules, "findings": kept})
+
+
+@pytest.mark.parametrize("outcome", [Outcome.SKIPPED, Outcome.ERRORED])
+def test_findings_of_a_rule_that_no_longer_runs_are_not_checked(outcome: Outcome) -> None:
+    old = sample_report()
+    new = _not_run(old, "FMFL-P01", outcome)
+    d = diff_reports(old, new)
+    p01 = [f.fingerprint for f in old.findings if f.rule_id == "FMFL-P01"]
+    assert len(p01) == 2
+    assert d.fixed == ()
+    assert [f.fingerprint for f in d.not_checked] == p01
+    assert d.rules_not_rerun == ("FMFL-P01",)
+    assert not d.regressed
+
+
+def test_a_rule_left_out_of_the_plan_is_not_rerun() -> None:
+    old = sample_report()
+    new = _not_run(old, "FMFL-R01")
+    new = new.model_copy(update={"rules": tuple(r for r in new.rules if r.id != "FMFL-R01")})
+    d = diff_reports(old, new)
+    assert d.fixed == ()
+    assert [f.rule_id for f in d.not_checked] == ["FMFL-R01"]
+    assert d.rules_not_rerun == ("FMFL-R01",)
+
+
+def test_a_rule_that_ran_and_lost_its_finding_is_fixed() -> None:
+    old = sample_report()
+    new = old.model_copy(
+        update={"findings": tuple(f for f in old.findings if f.rule_id != "FMFL-R01")}
+    )
+    d = diff_reports(old, new)
+    assert [f.rule_id for f in d.fixed] == ["FMFL-R01"]
+    assert d.not_checked == () and d.rules_not_rerun == ()
+
+
+def test_apply_baseline_fails_when_a_rule_no_longer_runs() -> None:
+    base = sample_report()
+    base = base.model_copy(update={"gate": base.gate.model_copy(update={"fail_on_error": False})})
+    report = _not_run(base, "FMFL-P01")
+    gated = apply_baseline(report, base, baseline_name="main.json")
+    assert not gated.gate.passed
+    assert gated.gate.reasons == (
+        "rule(s) that ran in the baseline did not run: FMFL-P01 (their baseline findings were "
+        "not checked; see policy.fail_on_rules_not_rerun)",
+    )
+    allowed = report.gate.model_copy(update={"fail_on_rules_not_rerun": False})
+    gated = apply_baseline(
+        report.model_copy(update={"gate": allowed}), base, baseline_name="main.json"
+    )
+    assert gated.gate.passed, gated.gate.reasons
+    assert gated.gate.fail_on_rules_not_rerun is False

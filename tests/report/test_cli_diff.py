@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from fmfl_audit.cli.diff import register
-from fmfl_audit.models import Metric, Severity
+from fmfl_audit.models import Metric, Outcome, Severity
 from fmfl_audit.report.json_format import JsonRenderer
 
 from .builders import _finding, findings, sample_report
@@ -49,7 +49,7 @@ def test_identical_reports_exit_0(app: typer.Typer, tmp_path: Path) -> None:
     a = _report(tmp_path, "a.json")
     code, out, _ = _invoke(app, a, a)
     assert code == 0
-    assert "0 new, 0 worsened, 0 fixed, 6 unchanged" in out
+    assert "0 new, 0 worsened, 0 fixed, 6 unchanged, 0 not checked\n" in out
 
 
 def test_new_finding_exits_1_and_is_listed(app: typer.Typer, tmp_path: Path) -> None:
@@ -112,3 +112,36 @@ def test_bad_input_exits_2(app: typer.Typer, tmp_path: Path, content: str | None
     assert code == 2
     assert "bad.json" in err and "error:" in err
     assert "Traceback" not in out + err
+
+
+def _skipped_p01(tmp_path: Path) -> Path:
+    report = sample_report()
+    rules = tuple(
+        r.model_copy(update={"outcome": Outcome.SKIPPED, "findings": 0, "metrics": {}})
+        if r.id == "FMFL-P01"
+        else r
+        for r in report.rules
+    )
+    kept = tuple(f for f in report.findings if f.rule_id != "FMFL-P01")
+    path = tmp_path / "new.json"
+    path.write_text(
+        JsonRenderer().render(report.model_copy(update={"rules": rules, "findings": kept}))
+    )
+    return path
+
+
+def test_findings_of_a_skipped_rule_are_not_checked(app: typer.Typer, tmp_path: Path) -> None:
+    old = _report(tmp_path, "old.json")
+    new = _skipped_p01(tmp_path)
+    code, out, _ = _invoke(app, old, new)
+    assert code == 1
+    assert "0 new, 0 worsened, 0 fixed, 4 unchanged, 2 not checked" in out
+    assert "Fixed" not in out
+    assert "Rules that ran in the old report but not in the new one: FMFL-P01" in out
+    assert "Not checked (rule did not run in the new report) (2):" in out
+    assert _invoke(app, old, new, "--no-fail-on-rules-not-rerun")[0] == 0
+    code, out, _ = _invoke(app, old, new, "--json")
+    doc = json.loads(out)
+    assert doc["fixed"] == []
+    assert [f["rule_id"] for f in doc["not_checked"]] == ["FMFL-P01", "FMFL-P01"]
+    assert doc["rules_not_rerun"] == ["FMFL-P01"]

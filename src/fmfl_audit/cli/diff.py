@@ -1,7 +1,8 @@
 """`fmfl-audit diff OLD.json NEW.json`: new, fixed and worsened findings between two JSON reports.
 
-Exit 0 when nothing unwaived is new or worse (at or above `--fail-on`), 1 when something
-is, 2 when a report cannot be read.
+An old finding whose rule did not run in the new report is listed as *not checked*, never fixed.
+Exit 0 when nothing unwaived is new or worse (at or above `--fail-on`) and every rule that ran in
+the old report ran in the new one, 1 otherwise, 2 when a report cannot be read.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def render_text(d: ReportDiff, old: Path, new: Path) -> str:
     """The human-readable diff."""
     lines = [
         f"fmfl-audit diff {old} -> {new}: {len(d.new)} new, {len(d.worsened)} worsened, "
-        f"{len(d.fixed)} fixed, {len(d.unchanged)} unchanged"
+        f"{len(d.fixed)} fixed, {len(d.unchanged)} unchanged, {len(d.not_checked)} not checked"
     ]
     for title, items in (("New", d.new), ("Fixed", d.fixed)):
         if items:
@@ -59,6 +60,14 @@ def render_text(d: ReportDiff, old: Path, new: Path) -> str:
     if d.worsened:
         lines.append(f"\nWorsened ({len(d.worsened)}):")
         lines += [_change_line(c) for c in d.worsened]
+    if d.rules_not_rerun:
+        lines.append(
+            f"\nRules that ran in the old report but not in the new one: "
+            f"{', '.join(d.rules_not_rerun)}"
+        )
+    if d.not_checked:
+        lines.append(f"\nNot checked (rule did not run in the new report) ({len(d.not_checked)}):")
+        lines += [_line(f) for f in d.not_checked]
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +82,8 @@ def render_json(d: ReportDiff) -> str:
         "fixed": [dump(f) for f in d.fixed],
         "worsened": [{"old": dump(c.old), "new": dump(c.new)} for c in d.worsened],
         "unchanged": [c.new.fingerprint for c in d.unchanged],
+        "not_checked": [dump(f) for f in d.not_checked],
+        "rules_not_rerun": list(d.rules_not_rerun),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
@@ -98,12 +109,21 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Exit 1 only for new or worsened findings at or above this."),
         ] = FailOnChoice.info,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        fail_on_rules_not_rerun: Annotated[
+            bool,
+            typer.Option(
+                help="Exit 1 when a rule that ran in OLD did not run in NEW (its old findings "
+                "are not checked)."
+            ),
+        ] = True,
     ) -> None:
-        """List new, fixed and worsened findings; exit 1 when anything unwaived is new or worse."""
+        """List new, fixed, worsened and not-checked findings; exit 1 when anything unwaived is
+        new or worse, or a rule that ran in OLD did not run in NEW."""
         from fmfl_audit.models import Severity
         from fmfl_audit.report.baseline import diff_reports, load_report
 
         d = diff_reports(load_report(old), load_report(new))
         typer.echo(render_json(d) if as_json else render_text(d, old, new), nl=False)
         failed = regressions(d, Severity(fail_on.value))
+        failed += len(d.rules_not_rerun) if fail_on_rules_not_rerun else 0
         raise typer.Exit(EXIT_GATE_FAILED if failed else EXIT_PASSED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from fmfl_audit.checkers.base import (
 from fmfl_audit.checkers.registry import checker_map, not_implemented
 from fmfl_audit.engine.executors import Executor, LocalExecutor
 from fmfl_audit.engine.observer import NullObserver, Observer, ObserverProgress
+from fmfl_audit.engine.param_paths import resolve_param_paths
 from fmfl_audit.engine.threads import apply_threads
 from fmfl_audit.errors import FmflAuditError, MissingDependencyError, RulePackError, RuleSkipped
 from fmfl_audit.gate import GatePolicy, evaluate_gate
@@ -124,7 +126,12 @@ class Auditor:
                     )
                 plan.append(PlannedRule(rule, None, None, NOT_IMPLEMENTED))
                 continue
-            params = _validate_params(rule, checker, self.deployment)
+            params = resolve_param_paths(
+                _validate_params(rule, checker, self.deployment),
+                rule,
+                self.deployment,
+                functools.partial(_param_location, rule, deployment=self.deployment),
+            )
             missing = checker().missing_inputs(self.deployment)
             reason = f"missing input: {', '.join(missing)}" if missing else None
             plan.append(PlannedRule(rule, checker, params, reason))
@@ -202,6 +209,7 @@ class Auditor:
             min_coverage=g.min_coverage if g.min_coverage is not None else p.min_coverage,
             fail_on_error=p.fail_on_error,
             fail_on_unreadable_inputs=p.fail_on_unreadable_inputs,
+            fail_on_rules_not_rerun=p.fail_on_rules_not_rerun,
         )
 
     def _run_one(

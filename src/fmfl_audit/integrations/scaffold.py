@@ -3,8 +3,10 @@
 The Flower recorder, `fmfl-audit init` and the `import` commands all fill a `ManifestDraft` with
 what they found and render it here. What only the operator knows (the FM checkpoint, its system
 prompt, evaluation data, tiers) is written as commented-out keys marked `FILL IN`, so the file
-validates as written and says what to add. Every written manifest is loaded back with
-`load_manifest` before it is reported as done.
+validates as written and says what to add; with no client found, one placeholder client is
+written for the operator to replace (a manifest needs at least one). Every manifest is loaded with
+`load_manifest` before it replaces the target file, so a draft that does not validate leaves nothing
+behind.
 
 PyYAML cannot write comments, so the YAML is emitted here by hand; values go through
 `yaml.safe_dump` (flow style) so quoting is PyYAML's, and the result is parsed back to check it.
@@ -16,17 +18,19 @@ import csv
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fmfl_audit.errors import UsageError
+from fmfl_audit.errors import FmflAuditError, ManifestError, UsageError
 
 FILL_IN = "FILL IN"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.\-]")
+PLACEHOLDER_CLIENT = "client-1"
+"""The id of the one client written when none was found (a manifest needs at least one)."""
 AGGREGATORS = ("fedavg", "fedprox", "krum", "multi-krum", "trimmed-mean", "median", "norm-clipping")
 
 
@@ -161,7 +165,10 @@ class ManifestDraft:
         if untiered:
             out.append(f"clients[].resources: tier and FM access of {len(untiered)} client(s)")
         if not self.clients:
-            out.append("clients: no client found; add at least one")
+            out.append(
+                f"clients: no client found; replace the placeholder {PLACEHOLDER_CLIENT!r} with "
+                "your clients and their data files"
+            )
         return out
 
     def to_yaml(self) -> str:
@@ -275,6 +282,19 @@ class ManifestDraft:
         return out
 
     def _clients_node(self) -> Key:
+        if not self.clients:
+            # The manifest needs at least one client; a placeholder the user must edit keeps the
+            # draft valid (README: `init`'s output passes `validate`) and shows where data goes.
+            placeholder = (
+                Key("id", PLACEHOLDER_CLIENT, note=f"{FILL_IN}: the client's id"),
+                Comment(f"resources: {{tier: constrained, fm_access: shared-api}}  # {FILL_IN}"),
+                Comment(
+                    f"synthetic_data: clients/{PLACEHOLDER_CLIENT}/synthetic.jsonl  # {FILL_IN}"
+                ),
+                Comment(f"prompts: clients/{PLACEHOLDER_CLIENT}/prompts.jsonl  # {FILL_IN}"),
+            )
+            note = f"{FILL_IN}: no client folder was recognised; one entry per client"
+            return Key("clients", items=(placeholder,), note=note)
         items = []
         for c in self.clients:
             body: list[Node] = [Key("id", c.id), *(Comment(n) for n in c.notes)]
@@ -323,13 +343,20 @@ def relative(path: Path, base: Path) -> str:
         return path.resolve().as_posix()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder."""
+def write_text_atomic(
+    path: Path, text: str, *, check: Callable[[Path], object] | None = None
+) -> None:
+    """Write `text` to `path` through a temporary file in the same folder.
+
+    `check(temporary_path)` runs before the rename: when it raises, `path` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        if check is not None:
+            check(Path(tmp))
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -337,13 +364,20 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_manifest(draft: ManifestDraft, path: Path, *, force: bool = False) -> Path:
-    """Render `draft` to `path` and load it back; refuses to overwrite unless `force`."""
+    """Render `draft` to `path`, validated before it replaces anything: a draft that does not
+    load raises (naming `path`) and leaves no file behind. Refuses to overwrite unless `force`."""
     from fmfl_audit.manifest import load_manifest
 
     if path.exists() and not force:
         raise ManifestExistsError(f"{path} exists; use --force to overwrite it")
-    write_text_atomic(path, draft.to_yaml())
-    load_manifest(path)
+
+    def check(tmp: Path) -> None:
+        try:
+            load_manifest(tmp)
+        except FmflAuditError as exc:
+            raise ManifestError(str(exc).replace(str(tmp), str(path))) from None
+
+    write_text_atomic(path, draft.to_yaml(), check=check)
     return path
 
 

@@ -556,6 +556,12 @@ class Policy(StrictModel):
         description="Fail when a rule could not read enough of a data file: more than "
         "`max_malformed_share` of its records malformed, or none usable.",
     )
+    fail_on_rules_not_rerun: bool = Field(
+        default=True,
+        description="With `scan --baseline`: fail when a rule that ran in the baseline was "
+        "skipped, errored or not planned in this scan (its baseline findings were not checked, "
+        "so they do not count as fixed).",
+    )
     max_malformed_share: float = Field(
         default=0.1,
         ge=0,

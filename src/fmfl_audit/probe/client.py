@@ -36,6 +36,8 @@ class Outcome:
     finish_reason: str | None = None
     model: str | None = None
     usage: dict[str, int] | None = None
+    refusal: bool = False
+    """The API said the model refused (OpenAI's `message.refusal`); `text` is its refusal."""
     error: str | None = None
     fatal: bool = False
     """The error will not go away by retrying other probes (unreachable, auth, bad model)."""
@@ -152,10 +154,20 @@ class ChatClient:
         try:
             data = resp.json()
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            content = choice["message"].get("content")
+            refusal = choice["message"].get("refusal")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             snippet = self._detail(resp)
             return self._fail(f"not a chat completion: {snippet[:200]}")
+        # OpenAI-style APIs answer a refused request with `content: null` and the refusal text in
+        # `message.refusal`: that is the answer (a refusal), not an empty one. Anything but text
+        # (or null) in either field is a malformed reply, not an answer to store as its repr.
+        for name, value in (("content", content), ("refusal", refusal)):
+            if value is not None and not isinstance(value, str):
+                kind = type(value).__name__
+                return self._fail(f"not a chat completion: message.{name} is not text (got {kind})")
+        refused = bool(refusal and refusal.strip())
+        text = content or (refusal if refused else "") or ""
         usage = data.get("usage")
         usage = (
             {k: int(v) for k, v in usage.items() if isinstance(v, int)}
@@ -164,10 +176,11 @@ class ChatClient:
         )
         return Outcome(
             ok=True,
-            text=str(text),
+            text=text,
             finish_reason=choice.get("finish_reason"),
             model=data.get("model"),
             usage=usage,
+            refusal=refused,
         )
 
 

@@ -275,7 +275,11 @@ def _entry(req: Request, out: Outcome, started: dt.datetime) -> Entry:
         meta=req.probe.meta,
         status="ok" if out.ok else "error",
         response=Response(
-            text=out.text, finish_reason=out.finish_reason, model=out.model, usage=out.usage
+            text=out.text,
+            finish_reason=out.finish_reason,
+            model=out.model,
+            usage=out.usage,
+            refusal=out.refusal,
         )
         if out.ok
         else None,

@@ -87,6 +87,10 @@ class Response(_Frozen):
     finish_reason: str | None = None
     model: str | None = None
     usage: dict[str, int] | None = None
+    refusal: bool = Field(
+        default=False,
+        description="The API flagged the answer as a refusal (`message.refusal`); `text` holds it.",
+    )
 
 
 class Timing(_Frozen):

@@ -6,22 +6,25 @@ A finding of the new report is
   further past its threshold (the failing side is read from the new finding: a value above its
   threshold fails upwards, below it downwards);
 - *unchanged* otherwise (also when it became less severe).
-An old finding whose fingerprint is absent from the new report is *fixed*.
+An old finding whose fingerprint is absent from the new report is *fixed* when its rule ran in the
+new scan, and *not checked* when its rule was skipped, errored or not planned there: a rule that did
+not run cannot have found the problem gone. The baseline gate fails when a rule that ran in the
+baseline no longer runs (`policy.fail_on_rules_not_rerun`), so dropping inputs cannot pass a gate.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from fmfl_audit.errors import ReportError
 from fmfl_audit.gate import GatePolicy, evaluate_gate
-from fmfl_audit.models import SCHEMA_VERSION, AuditReport, Finding
+from fmfl_audit.models import SCHEMA_VERSION, AuditReport, Finding, Outcome
 
 _VERSION = re.compile(r"^\d{1,4}\.\d{1,4}$")
 _EPS = 1e-9
@@ -90,6 +93,10 @@ class ReportDiff:
     fixed: tuple[Finding, ...]
     worsened: tuple[Change, ...]
     unchanged: tuple[Change, ...]
+    not_checked: tuple[Finding, ...] = ()
+    """Old findings whose rule did not run in the new scan: neither fixed nor still present."""
+    rules_not_rerun: tuple[str, ...] = ()
+    """Rules that ran (passed or failed) in the old report and not in the new one."""
 
     @property
     def regressed(self) -> bool:
@@ -133,8 +140,23 @@ def _index(findings: Iterable[Finding]) -> dict[str, Finding]:
     return out
 
 
-def diff_findings(old: Sequence[Finding], new: Sequence[Finding]) -> ReportDiff:
-    """Classify findings by fingerprint (see the module docstring)."""
+def ran_rules(report: AuditReport) -> frozenset[str]:
+    """Ids of the rules that ran to a verdict (passed or failed) in `report`."""
+    return frozenset(r.id for r in report.rules if r.outcome in (Outcome.PASSED, Outcome.FAILED))
+
+
+def rules_not_rerun(old: AuditReport, new: AuditReport) -> tuple[str, ...]:
+    """Rules that ran in `old` but were skipped, errored or not planned in `new`, sorted."""
+    return tuple(sorted(ran_rules(old) - ran_rules(new)))
+
+
+def diff_findings(
+    old: Sequence[Finding], new: Sequence[Finding], *, not_run: Collection[str] = ()
+) -> ReportDiff:
+    """Classify findings by fingerprint (see the module docstring).
+
+    `not_run`: ids of rules that did not run in the new scan; their absent findings are not checked.
+    """
     before = _index(old)
     after = _index(new)
     added, worsened, same = [], [], []
@@ -146,13 +168,19 @@ def diff_findings(old: Sequence[Finding], new: Sequence[Finding]) -> ReportDiff:
             worsened.append(Change(prev, f))
         else:
             same.append(Change(prev, f))
-    fixed = [f for fp, f in before.items() if fp not in after]
-    return ReportDiff(tuple(added), tuple(fixed), tuple(worsened), tuple(same))
+    gone = [f for fp, f in before.items() if fp not in after]
+    fixed = [f for f in gone if f.rule_id not in not_run]
+    unchecked = [f for f in gone if f.rule_id in not_run]
+    return ReportDiff(
+        tuple(added), tuple(fixed), tuple(worsened), tuple(same), not_checked=tuple(unchecked)
+    )
 
 
 def diff_reports(old: AuditReport, new: AuditReport) -> ReportDiff:
-    """`diff_findings` over two whole reports."""
-    return diff_findings(old.findings, new.findings)
+    """`diff_findings` over two whole reports, knowing which rules ran in the new one."""
+    not_run = {r.id for r in old.rules} | {f.rule_id for f in old.findings}
+    d = diff_findings(old.findings, new.findings, not_run=not_run - ran_rules(new))
+    return replace(d, rules_not_rerun=rules_not_rerun(old, new))
 
 
 def gate_fingerprints(old: AuditReport, new_findings: Sequence[Finding]) -> frozenset[str]:
@@ -177,6 +205,7 @@ def apply_baseline(
         min_coverage=report.gate.min_coverage,
         fail_on_error=report.gate.fail_on_error,
         fail_on_unreadable_inputs=report.gate.fail_on_unreadable_inputs,
+        fail_on_rules_not_rerun=report.gate.fail_on_rules_not_rerun,
     )
     gate = evaluate_gate(
         policy=policy,
@@ -186,5 +215,6 @@ def apply_baseline(
         coverage=report.coverage,
         baseline_fingerprints=gate_fingerprints(baseline, report.findings),
         baseline_name=baseline_name,
+        rules_not_rerun=rules_not_rerun(baseline, report),
     )
     return report.model_copy(update={"gate": gate})

@@ -93,7 +93,7 @@ class LeakageParams(CheckerParams):
         default=KEY_ENV, description="Environment variable with the shared fingerprint key."
     )
     key_file: Path | None = Field(
-        default=None, description="File with the shared key (relative to the manifest folder)."
+        default=None, description="File with the shared key (relative to the file that sets it)."
     )
     server_severity: Severity = Field(
         default=Severity.CRITICAL, description="Severity of server sensitive data leaking."

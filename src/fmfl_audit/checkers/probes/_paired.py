@@ -85,7 +85,8 @@ def verdicts(ctx: CheckContext, answers: Sequence[Answer]) -> list[bool]:
     sc = scorers(ctx)
     flags = r02_flags(ctx, [a.text for a in answers])
     return [
-        sc.refused(a.text)
+        a.refusal
+        or sc.refused(a.text)
         or bool(f)
         or bool(sc.directives(a.text, a.request, echo=a.meta.kind == "echo"))
         for a, f in zip(answers, flags, strict=True)

@@ -2,12 +2,16 @@
 
 Read once per scan (through the scan cache). Malformed lines are counted into the scan's input
 ledger with their line numbers, like any data file's malformed records; an answer sent with
-settings that have since changed is still judged (the latest `ok` line of a probe id wins).
+settings that have since changed is still judged (the latest `ok` line of a probe id wins), but
+only when it came from the endpoint the manifest names now for its role (same base URL and model):
+answers of a previous endpoint or model say nothing about the current one, so they are ignored and
+counted in a note (`Transcript.ignored_note`).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +35,8 @@ class Answer:
     text: str
     location: str
     """`transcript.jsonl:LINE`."""
+    refusal: bool = False
+    """The API flagged the answer as a refusal: it refuses whatever its text says."""
 
 
 @dataclass
@@ -41,7 +47,24 @@ class Transcript:
     answers: dict[tuple[str, Role], dict[str, Answer]] = field(default_factory=dict)
     errors: int = 0
     """Lines recording a request that failed after its retries (its probe may be answered later)."""
-    endpoints: set[tuple[str, str, str]] = field(default_factory=set)
+    ignored: Counter[Role] = field(default_factory=Counter)
+    """Lines per role sent to another endpoint or model than the manifest's current one."""
+
+    def ignored_summary(self) -> str | None:
+        """Why some lines were not judged, or None when every line was from the current
+        endpoints."""
+        if not self.ignored:
+            return None
+        per_role = ", ".join(f"{role.value} {n}" for role, n in sorted(self.ignored.items()))
+        return (
+            f"{sum(self.ignored.values())} line(s) ignored ({per_role}): sent to another endpoint "
+            "or model than the manifest names now; run `fmfl-audit probe` to ask the current one"
+        )
+
+    def ignored_note(self) -> str | None:
+        """`ignored_summary` prefixed with the transcript's name, for a rule's notes."""
+        summary = self.ignored_summary()
+        return None if summary is None else f"{self.display}: {summary}"
 
     def of(self, suite: str, role: Role = Role.TARGET) -> list[Answer]:
         """The suite's answers from one endpoint, ordered by probe id."""
@@ -72,6 +95,18 @@ def transcript_path(deployment: Deployment) -> Path | None:
     return fm.probe_transcript
 
 
+def current_endpoints(deployment: Deployment) -> dict[Role, tuple[str, str]] | None:
+    """(base URL, model) the manifest names per role now; None when it names no endpoint (a
+    transcript given on its own is judged whole)."""
+    fm = deployment.manifest.foundation_model
+    if fm is None or fm.endpoint is None:
+        return None
+    out = {Role.TARGET: (fm.endpoint.base_url, fm.endpoint.model)}
+    if fm.reference_endpoint is not None:
+        out[Role.REFERENCE] = (fm.reference_endpoint.base_url, fm.reference_endpoint.model)
+    return out
+
+
 def _answer(entry: Entry, location: str) -> Answer:
     messages = entry.request.get("messages") or []
     contents = [str(m.get("content", "")) for m in messages if isinstance(m, dict)]
@@ -84,11 +119,20 @@ def _answer(entry: Entry, location: str) -> Answer:
         user=contents[-1] if contents else "",
         text=entry.response.text if entry.response is not None else "",
         location=location,
+        refusal=entry.response is not None and entry.response.refusal,
     )
 
 
-def read_transcript(path: Path, display: str, stats: ReadStats) -> Transcript:
-    """Every answer of the transcript at `path`; malformed lines are counted into `stats`."""
+def read_transcript(
+    path: Path,
+    display: str,
+    stats: ReadStats,
+    current: Mapping[Role, tuple[str, str]] | None = None,
+) -> Transcript:
+    """Every answer of the transcript at `path`; malformed lines are counted into `stats`.
+
+    `current`: (base URL, model) per role; lines of another endpoint are counted, not kept.
+    """
     out = Transcript(display=display)
     latest: dict[tuple[str, Role], dict[str, Answer]] = defaultdict(dict)
     for lineno, item in iter_entries(path):
@@ -97,7 +141,10 @@ def read_transcript(path: Path, display: str, stats: ReadStats) -> Transcript:
             stats.bad(location, str(item))
             continue
         stats.records += 1
-        out.endpoints.add((item.endpoint.role.value, item.endpoint.base_url, item.endpoint.model))
+        ep = item.endpoint
+        if current is not None and current.get(ep.role) != (ep.base_url.rstrip("/"), ep.model):
+            out.ignored[ep.role] += 1
+            continue
         if item.status != "ok" or item.response is None:
             out.errors += 1
             continue
@@ -119,7 +166,7 @@ def load_transcript(ctx: CheckContext) -> Transcript | None:
     def build() -> Transcript:
         display = ctx.display(path)
         stats = ReadStats(path=display)
-        transcript = read_transcript(path, display, stats)
+        transcript = read_transcript(path, display, stats, current_endpoints(ctx.deployment))
         ctx.ledger.commit(stats)
         ctx.cache.get(stats_key, lambda: stats)
         return transcript

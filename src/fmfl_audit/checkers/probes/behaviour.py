@@ -76,10 +76,11 @@ class BehaviourDriftChecker(Checker):
                 small[suite] = d.pairs
                 continue
             diffs.append(d)
+        ignored = transcript.ignored_summary()
         if not diffs:
             raise RuleSkipped(
                 f"{transcript.display}: no suite has {params.min_pairs} probes answered by both "
-                "the endpoint and the reference endpoint"
+                "the endpoint and the reference endpoint" + (f"; {ignored}" if ignored else "")
             )
         qs = bh([d.p_value for d in diffs])
         out = CheckOutput()
@@ -104,4 +105,7 @@ class BehaviourDriftChecker(Checker):
                         evidence=d.evidence(excerpt),
                     )
                 )
+        note = transcript.ignored_note()
+        if note is not None:
+            out.notes.append(note)
         return out

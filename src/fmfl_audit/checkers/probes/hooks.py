@@ -87,7 +87,11 @@ def with_probes(
         if out is None:
             where = transcript.display if transcript is not None else "the probe transcript"
             what = f"{judge.kind} probes of " if judge.kind else ""
-            raise RuleSkipped(f"{where} holds no answers to {what}the {judge.suite!r} probe suite")
+            ignored = transcript.ignored_summary() if transcript is not None else None
+            raise RuleSkipped(
+                f"{where} holds no answers to {what}the {judge.suite!r} probe suite"
+                + (f" from the manifest's endpoint; {ignored}" if ignored else "")
+            )
         return out
     result = out if out is not None else CheckOutput()
     ungraded = _judge_fn(judge)(ctx, transcript, params, result)
@@ -96,6 +100,9 @@ def with_probes(
         if out is None:
             raise RuleSkipped(f"{transcript.display}: {ungraded}")
         result.notes.append(f"{transcript.display}: {ungraded}")
+    ignored = transcript.ignored_note()
+    if ignored is not None:
+        result.notes.append(ignored)
     if transcript.errors:
         result.notes.append(
             f"{transcript.display}: {transcript.errors} request(s) failed after retries; "

@@ -25,7 +25,8 @@ SUITE = "safety"
 
 def _rates(ctx: CheckContext, answers: list[Answer]) -> tuple[list[bool], list[list[str]]]:
     sc = scorers(ctx)
-    return [sc.refused(a.text) for a in answers], r02_flags(ctx, [a.text for a in answers])
+    refused = [a.refusal or sc.refused(a.text) for a in answers]
+    return refused, r02_flags(ctx, [a.text for a in answers])
 
 
 def _rate(flags: list[bool]) -> float:
