@@ -55,6 +55,9 @@ def test_unquoted_assignments_are_found_value_only(text: str, value: str) -> Non
         "bypass=abcdef12",
         "password=<SECRET_ASSIGNMENT>",  # a redacted copy stays clean when scanned again
         "password=********",
+        "token_id = tok.pad_token_id",  # code: attribute access, identifiers
+        "api_key = self.api_key2, secret = get_secret_value(name)",
+        "password = request.form['password']",
         "[GitHub Token: gh*************************************]",  # P02's own evidence mask
         "The password game was fun: Ben said the secret word and everyone laughed.",
     ],

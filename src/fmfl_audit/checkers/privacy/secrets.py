@@ -47,12 +47,12 @@ SECRET_ASSIGNMENT = (
     r"(?:[_.-][a-z0-9]+)*[\"']?[ \t]*[=:][ \t]*[\"']?"
     # Not a value: an environment or template reference (`os.environ["KEY"]`, `${KEY}`,
     # `{{ key }}`, `<redacted>`), a mask (`****`, `gh*****`: P02's own evidence), a bare number
-    # (`max_token_count: 4096`) or words (`password: required`, `secret: Santa-Claus`): a value
-    # holds a digit or a symbol other than `-` and `.`, 6 characters at least. A words-only
-    # password is missed (documented).
+    # (`max_token_count: 4096`), code (`token_id = tok.pad_token_id`) or words (`password:
+    # required`, `secret: Santa-Claus`): a value holds a digit or a symbol other than `-`, `.` and
+    # `_`, 6 characters at least. A words-only password is missed (documented).
     r"(?P<secret>(?!os\.|process\.env|getenv|\$|\{\{|%\(|<|x{6})(?![0-9]+(?:[\s,;]|$))"
-    r"(?![^\s\"',;]*\*\*\*)"
-    r"(?=[^\s\"',;]*[0-9!#$%&*+/=?@^~_])[^\s\"',;]{6,})"
+    r"(?![^\s\"',;]*\*\*\*)(?![a-z_]\w*(?:\.[a-z_]\w*)+(?:[(\[\s,;]|$))"
+    r"(?=[^\s\"',;]*[0-9!#$%&*+/=?@^~])[^\s\"',;]{6,})"
 )
 """Keyword-assignment secrets (FMFL-P02's "Secret Assignment" type)."""
 
