@@ -3,13 +3,19 @@ reports them as "Secret Assignment", and no rule's evidence or report shows thei
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from tests.checkers.privacy.conftest import audit, report_json
 from tests.conftest import minimal_manifest, write_jsonl, write_manifest
 
-from fmfl_audit.checkers.privacy.secrets import DEFAULT_DISABLED, EXTRA_PATTERNS, SecretScanner
+from fmfl_audit.checkers.privacy.secrets import (
+    DEFAULT_DISABLED,
+    EXTRA_PATTERNS,
+    SECRET_ASSIGNMENT,
+    SecretScanner,
+)
 from fmfl_audit.models import Confidence, Severity
 
 PASSWORD = "Hunter2SuperSecret!"
@@ -64,6 +70,12 @@ def test_unquoted_assignments_are_found_value_only(text: str, value: str) -> Non
 )
 def test_keyword_without_a_secret_value_is_not_reported(text: str) -> None:
     assert _scan(text) == []
+
+
+def test_a_quoted_bare_number_is_not_an_assignment() -> None:
+    # (detect-secrets' keyword plugin reports this JSON field itself, as `Secret Keyword`.)
+    assert re.search(SECRET_ASSIGNMENT, '{"secret": "398259"}') is None
+    assert re.search(SECRET_ASSIGNMENT, '{"secret": "3982x!"}') is not None
 
 
 def test_quoted_assignments_stay_detect_secrets_keyword_hits() -> None:

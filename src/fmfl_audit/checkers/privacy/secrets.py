@@ -50,7 +50,7 @@ SECRET_ASSIGNMENT = (
     # (`max_token_count: 4096`), code (`token_id = tok.pad_token_id`) or words (`password:
     # required`, `secret: Santa-Claus`): a value holds a digit or a symbol other than `-`, `.` and
     # `_`, 6 characters at least. A words-only password is missed (documented).
-    r"(?P<secret>(?!os\.|process\.env|getenv|\$|\{\{|%\(|<|x{6})(?![0-9]+(?:[\s,;]|$))"
+    r"(?P<secret>(?!os\.|process\.env|getenv|\$|\{\{|%\(|<|x{6})(?![0-9]+(?:[\s\"',;]|$))"
     r"(?![^\s\"',;]*\*\*\*)(?![a-z_]\w*(?:\.[a-z_]\w*)+(?:[(\[\s,;]|$))"
     r"(?=[^\s\"',;]*[0-9!#$%&*+/=?@^~])[^\s\"',;]{6,})"
 )
