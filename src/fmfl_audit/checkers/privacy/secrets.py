@@ -40,19 +40,22 @@ from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, 
 from fmfl_audit.redact import mask
 
 SECRET_ASSIGNMENT = (
-    # The lookbehind starts a match only where a name starts (linear time on dotted blobs).
-    r"(?i)(?<![\w.-])(?:[a-z0-9]+[_.-])*"
-    r"(?:pass(?:word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
-    r"|client[_-]?secret|auth[_-]?key)"
-    r"(?:[_.-][a-z0-9]+)*[\"']?[ \t]*[=:][ \t]*[\"']?"
+    # A name holding a keyword as whole parts (`AWS_SECRET_ACCESS_KEY`, `db.password`, not
+    # `bypass` or `max_tokens`). Linear time: a match starts only where a name starts (the
+    # lookbehind), the keyword is found by a lookahead (atomic) and the name is then read once;
+    # nesting the keyword between repeated name parts backtracked quadratically (`password_` * n).
+    r"(?i)(?<![\w.-])"
+    r"(?=(?:[a-z0-9]+[_.-])*?(?:pass(?:word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key"
+    r"|private[_-]?key|client[_-]?secret|auth[_-]?key)(?![a-z0-9]))"
+    r"[a-z0-9]+(?:[_.-][a-z0-9]+)*[\"']?[ \t]*[=:][ \t]*[\"']?"
     # Not a value: an environment or template reference (`os.environ["KEY"]`, `${KEY}`,
     # `{{ key }}`, `<redacted>`), a mask (`****`, `gh*****`: P02's own evidence), a bare number
     # (`max_token_count: 4096`), code (`token_id = tok.pad_token_id`) or words (`password:
     # required`, `secret: Santa-Claus`): a value holds a digit or a symbol other than `-`, `.` and
-    # `_`, 6 characters at least. A words-only password is missed (documented).
+    # `_` in its first 128 characters, 6 characters at least. A words-only password is missed.
     r"(?P<secret>(?!os\.|process\.env|getenv|\$|\{\{|%\(|<|x{6})(?![0-9]+(?:[\s\"',;]|$))"
-    r"(?![^\s\"',;]*\*\*\*)(?![a-z_]\w*(?:\.[a-z_]\w*)+(?:[(\[\s,;]|$))"
-    r"(?=[^\s\"',;]*[0-9!#$%&*+/=?@^~])[^\s\"',;]{6,})"
+    r"(?![^\s\"',;]{0,128}\*\*\*)(?![a-z_]\w*(?:\.[a-z_]\w*)+(?:[(\[\s,;]|$))"
+    r"(?=[^\s\"',;]{0,128}[0-9!#$%&*+/=?@^~])[^\s\"',;]{6,})"
 )
 """Keyword-assignment secrets (FMFL-P02's "Secret Assignment" type)."""
 
