@@ -157,7 +157,7 @@ class ChatClient:
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             snippet = self._detail(resp)
-            return self._fail(f"not a chat completion: {cut_masked(snippet, 200)}")
+            return self._fail(f"not a chat completion: {snippet[:200]}")
         usage = data.get("usage")
         usage = (
             {k: int(v) for k, v in usage.items() if isinstance(v, int)}
