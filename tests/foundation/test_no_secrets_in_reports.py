@@ -133,6 +133,17 @@ def test_scrubber_keeps_text_around_spans_and_rule_ids() -> None:
     assert s.text("about ab and cd") == "about ab and cd"  # too short to be a canary mask
 
 
+def test_scrubber_masks_unquoted_secret_assignments_keyword_kept() -> None:
+    from fmfl_audit.checkers.base import ResourceCache
+
+    s = ReportScrubber(cache=ResourceCache())
+    key = "Zx8kQ2vN9pL4mR7tY1wE5uI3oP6aS0dF8gH2jK4l"
+    assert s.text(f"export AWS_SECRET_ACCESS_KEY={key}; password=Hunter2SuperSecret! ok") == (
+        "export AWS_SECRET_ACCESS_KEY=<SECRET_ASSIGNMENT> password=<SECRET_ASSIGNMENT> ok"
+    )
+    assert s.text("token: 3, the password reset link") == "token: 3, the password reset link"
+
+
 def test_printable_and_mask_spans() -> None:
     assert printable("a\udcffb\x07c\td\n") == "a\\udcffb\\x07c\td\n"
     assert mask_spans("0123456789", [(2, 5, "A"), (4, 7, "B"), (8, 9, "C")]) == "01<A>7<C>9"

@@ -376,3 +376,32 @@ def test_pack_recognizers_and_force(tmp_path: Path) -> None:
     )
     assert summary.replaced == {"INTERNAL_ID": 1, "STUDENT_ID": 1}
     assert "PII: ACME-P01, FMFL-P01" in summary.detectors
+
+
+def test_unquoted_secret_assignments_are_redacted_and_the_rescan_is_clean(tmp_path: Path) -> None:
+    key = "Zx8kQ2vN9pL4mR7tY1wE5uI3oP6aS0dF8gH2jK4l"
+    root = tmp_path / "d"
+    (root / "c").mkdir(parents=True)
+    rows = [
+        {"text": "log in with password=Hunter2SuperSecret! today"},
+        {"text": f"export AWS_SECRET_ACCESS_KEY={key}"},
+        {"text": "send the password reset link; token: 3"},
+    ]
+    (root / "c/s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (root / "manifest.yaml").write_text(
+        "version: 1\ndeployment: {name: x}\nclients: [{id: a, synthetic_data: c/s.jsonl}]\n",
+        encoding="utf-8",
+    )
+    res = _redact(str(root / "manifest.yaml"), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    assert _lines(tmp_path / "out/c/s.jsonl") == [
+        '{"text": "log in with password=<SECRET_ASSIGNMENT> today"}\n',
+        '{"text": "export AWS_SECRET_ACCESS_KEY=<SECRET_ASSIGNMENT>"}\n',
+        json.dumps(rows[2]) + "\n",  # nothing found: the original bytes
+    ]
+    before = Auditor(load_manifest(root / "manifest.yaml"), only=("FMFL-P02",)).run()
+    assert [f.message for f in before.findings] == [
+        "2 Secret Assignment secret(s) in the synthetic data of client a (2 of 3 records)"
+    ]
+    after = Auditor(load_manifest(tmp_path / "out/manifest.yaml"), only=("FMFL-P02",)).run()
+    assert after.rules[0].outcome is Outcome.PASSED and after.findings == ()

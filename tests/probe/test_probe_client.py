@@ -216,6 +216,18 @@ def test_an_unusable_endpoint_exits_2(
     assert transcript(tmp_path) == []
 
 
+def test_an_echoed_key_straddling_the_detail_cut_is_replaced_whole(
+    tmp_path: Path, stub_server: Any
+) -> None:
+    # The detail is cut at 300 characters; the key starts at 296 (after `{"error": "` and filler).
+    body = '{"error": "' + "x" * 285 + KEY + '"}'
+    assert body.index(KEY) == 296
+    stub = stub_server(lambda n, b: (401, {}, body))
+    res = runner.invoke(app, ["probe", str(deployment(tmp_path, stub.base_url))])
+    assert res.exit_code == 2
+    assert "x" * 285 + "<api-key>" in res.stderr and KEY[:4] not in res.stderr
+
+
 def test_unreachable_endpoint_timeout_and_missing_key(
     tmp_path: Path, stub_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from fmfl_audit.errors import FmflAuditError, MissingDependencyError
 from fmfl_audit.manifest.model import Endpoint
+from fmfl_audit.redact import cut_masked
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -147,8 +148,9 @@ class ChatClient:
         return Outcome(ok=False, error=scrub(message, self._key), fatal=fatal)
 
     def _detail(self, resp: Any) -> str:
-        text = resp.text.strip().replace("\n", " ")
-        return scrub(text[:300] or resp.reason_phrase, self._key)
+        # The key is replaced before the cut: a key cut first no longer matches and shows in part.
+        text = scrub(resp.text.strip().replace("\n", " "), self._key)
+        return cut_masked(text, 300) if text else resp.reason_phrase
 
     def _parse(self, resp: Any) -> Outcome:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 from fmfl_audit.models import AuditReport
 from fmfl_audit.report._common import (
@@ -16,11 +17,37 @@ from fmfl_audit.report._common import (
 )
 from fmfl_audit.report.interface import Renderer
 
+_MARKDOWN_SPECIAL = re.compile(
+    r"[\\`*|~\[\]]"  # code spans, emphasis, tables, strikethrough, link and image brackets
+    r"|(?<=\])\("  # `](`: already inert once `]` is escaped, escaped too so no `](` is left
+    r"|!(?=\[)"  # `![`: the image marker
+    r"|(?<![^\W_])_|_(?![^\W_])"  # `_` that can open or close emphasis (not `EMAIL_ADDRESS`)
+)
+"""Markdown syntax inside a line; `<`, `>` and `&` are HTML-escaped. A cell never starts a line,
+so line-start syntax (`#`, `-`, `1.`) is left alone; `value(s)` and `EMAIL_ADDRESS` stay as
+written."""
+
 
 def _cell(text: str) -> str:
-    # Report text can hold hostile strings from the audited data: no raw HTML, no table breaks.
-    text = html.escape(text, quote=False)
-    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    """Data-derived text as inert Markdown: report text can hold hostile strings from the audited
+    data (`![t](https://evil.example/x.png)`, `[click](javascript:...)`, raw HTML), so HTML is
+    escaped and Markdown syntax is backslash-escaped (rendered as itself, never as a link, image,
+    emphasis or table break); one line."""
+    text = _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), html.escape(text, quote=False))
+    return text.replace("\n", " ").replace("\r", " ")
+
+
+def _code(text: str, *, table: bool = False) -> str:
+    """Data-derived text (a subject, a location) as a code span that it cannot close: the fence is
+    one backtick longer than any run of backticks inside. In a table `|` is escaped (GFM removes
+    the backslash in a cell's code span; elsewhere it would be shown)."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    if table:
+        text = text.replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 class MarkdownRenderer(Renderer):
@@ -28,7 +55,7 @@ class MarkdownRenderer(Renderer):
 
     def render(self, report: AuditReport) -> str:
         lines = [
-            f"# fmfl-audit report: {report.deployment.name}",
+            f"# fmfl-audit report: {_cell(report.deployment.name)}",
             "",
             f"**Overall grade {overall_text(report)}** — gate "
             f"**{'passed' if report.gate.passed else 'FAILED'}**",
@@ -55,11 +82,11 @@ class MarkdownRenderer(Renderer):
         for sev, items in groups:
             lines += [f"### {sev.value.capitalize()} ({len(items)})", ""]
             for f in items:
-                lines.append(f"- **{f.rule_id}** `{f.subject}`: {_cell(f.message)}")
+                lines.append(f"- **{f.rule_id}** {_code(f.subject)}: {_cell(f.message)}")
                 if f.metric:
-                    lines.append(f"  - {metric_text(f)}")
+                    lines.append(f"  - {_cell(metric_text(f))}")
                 for e in f.evidence:
-                    where = f"`{e.location}`" if e.location else ""
+                    where = _code(e.location) if e.location else ""
                     excerpt = f" — {_cell(e.excerpt)}" if e.excerpt else ""
                     lines.append(f"  - evidence: {where}{excerpt}")
                 lines.append(f"  - remediation: {_cell(f.remediation)}")
@@ -75,7 +102,8 @@ class MarkdownRenderer(Renderer):
             for w in report.waivers:
                 state = " (expired)" if w.expired else ""
                 lines.append(
-                    f"| {w.rule} | `{w.subject}` | {w.expires.isoformat()}{state} | {w.matched} | "
+                    f"| {_cell(w.rule)} | {_code(w.subject, table=True)} | "
+                    f"{w.expires.isoformat()}{state} | {w.matched} | "
                     f"{_cell(w.reason)} |"
                 )
             lines.append("")
@@ -87,16 +115,18 @@ class MarkdownRenderer(Renderer):
             lines += ["## Rules not run", "", "| Rule | Outcome | Reason |", "|---|---|---|"]
             for r in not_run:
                 lines.append(
-                    f"| {r.id} | {r.outcome.value} | {_cell(r.skip_reason or r.error or '')} |"
+                    f"| {_cell(r.id)} | {r.outcome.value} | "
+                    f"{_cell(r.skip_reason or r.error or '')} |"
                 )
             lines.append("")
         notes = method_notes(report)
         if notes:
-            lines += ["## Method notes", ""] + [f"- {rid}: {_cell(n)}" for rid, n in notes] + [""]
+            lines += ["## Method notes", ""]
+            lines += [f"- {_cell(rid)}: {_cell(n)}" for rid, n in notes] + [""]
         if report.warnings:
             lines += ["## Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings] + [""]
         lines.append(
-            f"_{report.tool.name} {report.tool.version}, packs: {', '.join(report.packs)}, "
+            f"_{report.tool.name} {report.tool.version}, packs: {_cell(', '.join(report.packs))}, "
             f"manifest sha256 `{report.manifest_sha256[:12]}`_"
         )
         return "\n".join(lines) + "\n"

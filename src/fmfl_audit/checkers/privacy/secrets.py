@@ -8,7 +8,8 @@ and masked. The noisy high-entropy plugins are off by default (prose is full of 
 words) and the IP plugin is left to FMFL-P01 (an IP address is PII, not a credential).
 
 Patterns detect-secrets lacks are added here and documented in `EXTRA_PATTERNS` (new-style OpenAI
-project keys, Anthropic, Hugging Face, Google API keys, bearer tokens, generic URL credentials).
+project keys, Anthropic, Hugging Face, Google API keys, bearer tokens, generic URL credentials,
+unquoted keyword assignments such as `password=...`, of which only the value is masked).
 
 Findings: one per client, source (synthetic data or prompts) and secret type; evidence is the
 location plus an excerpt where each secret is replaced by its type, and a mask that keeps no more
@@ -38,6 +39,26 @@ from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
 from fmfl_audit.redact import mask
 
+SECRET_ASSIGNMENT = (
+    # A name holding a keyword as whole parts (`AWS_SECRET_ACCESS_KEY`, `db.password`, not
+    # `bypass` or `max_tokens`). Linear time: a match starts only where a name starts (the
+    # lookbehind), the keyword is found by a lookahead (atomic) and the name is then read once;
+    # nesting the keyword between repeated name parts backtracked quadratically (`password_` * n).
+    r"(?i)(?<![\w.-])"
+    r"(?=(?:[a-z0-9]+[_.-])*?(?:pass(?:word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key"
+    r"|private[_-]?key|client[_-]?secret|auth[_-]?key)(?![a-z0-9]))"
+    r"[a-z0-9]+(?:[_.-][a-z0-9]+)*[\"']?[ \t]*[=:][ \t]*[\"']?"
+    # Not a value: an environment or template reference (`os.environ["KEY"]`, `${KEY}`,
+    # `{{ key }}`, `<redacted>`), a mask (`****`, `gh*****`: P02's own evidence), a bare number
+    # (`max_token_count: 4096`), code (`token_id = tok.pad_token_id`) or words (`password:
+    # required`, `secret: Santa-Claus`): a value holds a digit or a symbol other than `-`, `.` and
+    # `_` in its first 128 characters, 6 characters at least. A words-only password is missed.
+    r"(?P<secret>(?!os\.|process\.env|getenv|\$|\{\{|%\(|<|x{6})(?![0-9]+(?:[\s\"',;]|$))"
+    r"(?![^\s\"',;]{0,128}\*\*\*)(?![a-z_]\w*(?:\.[a-z_]\w*)+(?:[(\[\s,;]|$))"
+    r"(?=[^\s\"',;]{0,128}[0-9!#$%&*+/=?@^~])[^\s\"',;]{6,})"
+)
+"""Keyword-assignment secrets (FMFL-P02's "Secret Assignment" type)."""
+
 EXTRA_PATTERNS: dict[str, str] = {
     # sk-proj-/sk-svcacct-/sk-admin- keys (2024+) do not carry the T3BlbkFJ marker the
     # detect-secrets OpenAI plugin requires.
@@ -53,7 +74,13 @@ EXTRA_PATTERNS: dict[str, str] = {
     # redaction removes the key material that follows the header.
     "Private Key": r"-----BEGIN[A-Z ]*PRIVATE KEY( BLOCK)?-----[\s\S]*?"
     r"(?:-----END[A-Z ]*PRIVATE KEY( BLOCK)?-----|$)",
+    # `password=Hunter2!` / `export AWS_SECRET_ACCESS_KEY=Zx8k...`: detect-secrets' keyword plugin
+    # needs a quoted value (or a config-file context), so unquoted assignments in prose, shell and
+    # logs went unseen. Only the value (group `secret`) is masked; the keyword stays readable.
+    "Secret Assignment": SECRET_ASSIGNMENT,
 }
+KEYWORD_TYPES = frozenset({"Secret Keyword", "Secret Assignment"})
+"""Types found by a keyword next to a value, not by the shape of a token: less certain."""
 DEFAULT_DISABLED = ("Base64 High Entropy String", "Hex High Entropy String", "Public IP (ipv4)")
 
 
@@ -66,7 +93,8 @@ class SecretsParams(CheckerParams):
     )
     extra_patterns: dict[str, str] = Field(
         default_factory=lambda: dict(EXTRA_PATTERNS),
-        description="Secret type -> regex for credentials detect-secrets lacks.",
+        description="Secret type -> regex for credentials detect-secrets lacks; a named group "
+        "`secret` limits the masked part to the value (the keyword of `password=...` stays).",
     )
     scan_prompts: bool = Field(default=True, description="Also scan what clients sent to the FM.")
     max_count: int = Field(default=0, ge=0, description="Secrets of one type tolerated.")
@@ -74,7 +102,8 @@ class SecretsParams(CheckerParams):
     severity: Severity = Severity.CRITICAL
     keyword_severity: Severity = Field(
         default=Severity.HIGH,
-        description="Severity of `password = ...`-style keyword hits (less certain than a token).",
+        description="Severity of `password = ...`-style keyword hits (detect-secrets' `Secret "
+        "Keyword` and the unquoted `Secret Assignment`): less certain than a token.",
     )
 
 
@@ -133,10 +162,13 @@ class SecretScanner:
                 hits.extend(_widen(text, kind, s, s + len(value)) for s in _find_all(text, value))
         for kind, rx in self.extra:
             for m in rx.finditer(text):
-                hit = _widen(text, kind, m.start(), m.end())
+                # A pattern with a `secret` group locates the secret inside its match (the value
+                # of `password=...`): only that part is masked.
+                s, e = m.span("secret") if "secret" in rx.groupindex else m.span()
+                hit = _widen(text, kind, s, e)
                 # detect-secrets names the secret when it found it; an extra pattern only adds
                 # what it missed (or widens its own kind, e.g. a PEM header to the whole block).
-                if m.end() > m.start() and not any(
+                if e > s and not any(
                     h.kind != kind and h.start < hit.end and hit.start < h.end for h in hits
                 ):
                     hits.append(hit)
@@ -308,13 +340,14 @@ class SecretsChecker(Checker):
         for kind, n in sorted(counts.items()):
             if n <= params.max_count:
                 continue
-            sev = params.keyword_severity if kind == "Secret Keyword" else params.severity
+            keyword = kind in KEYWORD_TYPES
+            sev = params.keyword_severity if keyword else params.severity
             out.findings.append(
                 FindingDraft(
                     subject=client.subject,
                     key=f"{tag}:{kind}",
                     severity=sev,
-                    confidence=Confidence.MEDIUM if kind == "Secret Keyword" else Confidence.HIGH,
+                    confidence=Confidence.MEDIUM if keyword else Confidence.HIGH,
                     message=(
                         f"{n} {kind} secret(s) in the {what} of client {client.id} "
                         f"({flagged} of {scanned} records)"

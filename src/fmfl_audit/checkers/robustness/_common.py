@@ -6,7 +6,7 @@ import re
 import statistics
 from collections.abc import Sequence
 
-from fmfl_audit.redact import redact_spans
+from fmfl_audit.redact import MASK_MARGIN, cover_spans, redact_spans
 
 EXCERPT_WIDTH = 80
 """Characters of an excerpt kept around the evidence span."""
@@ -162,16 +162,27 @@ def safe_excerpt(
     text: str, span: tuple[int, int] | None = None, *, width: int = EXCERPT_WIDTH
 ) -> str:
     """A short excerpt around `span` (or the start) with e-mails, numbers, URLs and long tokens
-    replaced by their kind, so a report never carries a personal value or a secret."""
+    replaced by their kind, so a report never carries a personal value or a secret.
+
+    Values are found in a window `MASK_MARGIN` characters wider than the excerpt, and the excerpt
+    grows to take whole any value that straddles its edge: cutting first would leave a partial
+    value (`john.smith…`, `219-0…`) that no pattern, here or in the report scrubber, recognises."""
     lo, hi = span if span is not None else (0, 0)
     lo = max(0, min(lo, len(text)))
     start = max(0, lo - width // 4)
     end = min(len(text), max(hi, lo) + width)
     end = min(end, start + 2 * width)
+    wide_start = max(0, start - MASK_MARGIN)
+    wide = text[wide_start : min(len(text), end + MASK_MARGIN)]
+    found = [
+        (wide_start + m.start(), wide_start + m.end(), label)
+        for rx, label in _SENSITIVE
+        for m in rx.finditer(wide)
+    ]
+    start, end = cover_spans(start, end, found)
     window = text[start:end]
-    spans: list[tuple[int, int, str]] = []
-    for rx, label in _SENSITIVE:
-        spans.extend((m.start(), m.end(), label) for m in rx.finditer(window))
+    spans = [(max(s, start) - start, min(e, end) - start, lab) for s, e, lab in found]
+    spans = [x for x in spans if x[1] > x[0]]
     body = redact_spans(window, spans, context=len(window)) if spans else " ".join(window.split())
     return ("…" if start > 0 else "") + body.strip("…") + ("…" if end < len(text) else "")
 

@@ -32,6 +32,7 @@ from fmfl_audit.checkers.robustness._jailbreak import (
 from fmfl_audit.errors import CheckerError
 from fmfl_audit.manifest.loader import Deployment
 from fmfl_audit.models import Area, Confidence, Evidence, FindingDraft, Metric, Severity
+from fmfl_audit.redact import cut_masked
 
 SUBJECT = "fm:system-prompt"
 
@@ -133,13 +134,16 @@ class SystemPromptChecker(Checker):
         evidence = [
             Evidence(
                 location=f"{display}:{lineno}",
-                excerpt=f"[{r.family}] " + mask_keep_hosts(_line(deployed, lineno))[:200],
+                excerpt=f"[{r.family}] "
+                + cut_masked(mask_keep_hosts(_line(deployed, lineno)), 200),
             )
             for lineno, r in _first_per_line(hits)[:5]
         ]
         if diff:
             text = mask_keep_hosts("\n".join(diff))
-            evidence.append(Evidence(location=display, excerpt=text[: params.max_diff_chars]))
+            evidence.append(
+                Evidence(location=display, excerpt=cut_masked(text, params.max_diff_chars))
+            )
         if hits:
             what = "the lines that differ from the approved prompt" if pinned else "the prompt"
             out.findings.append(
