@@ -212,7 +212,9 @@ def choenni_rows() -> list[tuple[str, str, str]]:
     rows = csv.DictReader(io.StringIO(text), delimiter="\t")
     seen: dict[tuple[str, str, str], None] = {}
     for r in rows:
-        key = tuple(" ".join(r[k].split()) for k in ("target_category", "target_group", "completion"))
+        key = tuple(
+            " ".join(r[k].split()) for k in ("target_category", "target_group", "completion")
+        )
         if all(key):
             seen.setdefault((key[0], key[1], key[2]), None)
     return list(seen)

@@ -18,9 +18,10 @@ Resources (pinned in `_stereodata.py`) and how each becomes (axis, group, attrib
 - WinoBias (MIT): female / male occupations for the two gender groups, each the other's counter.
 - Choenni et al. 2021 (MIT): search-engine autocompletions of "why are {group} so ...": each
   completion is an attribute of its group, for the groups the lexicon names (age: old people,
-  elders, boomers, millennials, teenagers; socio-economic: poor, rich and homeless people; races, religions, genders, nationalities, immigrants). Family roles (kids,
-  children, sons, daughters) and professions, lifestyles and politics the lexicon has no group for
-  are left out. No counters; like ToxiGen's words they never make an association *attested*.
+  elders, boomers, millennials, teenagers; socio-economic: poor, rich and homeless people; races,
+  religions, genders, nationalities, immigrants). Family roles (kids, children, sons, daughters)
+  and professions, lifestyles and politics the lexicon has no group for are left out. No
+  counters; like ToxiGen's words they never make an association *attested*.
 - Kamruzzaman et al. 2024 (MIT), ageism and beauty items of the SAI direction ("the 64 years old
   people might be BLANK"; "she looks dull; she is BLANK"): the stereotype answer is an attribute
   of the item's group (ages 60 and over: old people; 35 and under: young people; the look word
@@ -38,10 +39,10 @@ Resources (pinned in `_stereodata.py`) and how each becomes (axis, group, attrib
 
 Attributes are lower-cased phrases of at most three words; a small stoplist drops words that say
 nothing about a group. A StereoSet (or ToxiGen, or Choenni) attribute no other resource names is
-dropped when it is one everyday word (at least `EVERYDAY` occurrences in FMFL-P06's background table, about 1 in 12,000
-words of general English: `take`, `home`, `car`, `college`): a single crowd-worker's fill-in that
-common is too ambiguous to count as a stereotype. Groups not in HolisticBias get their own terms
-(`groups` section).
+dropped when it is one everyday word (at least `EVERYDAY` occurrences in FMFL-P06's background
+table, about 1 in 12,000 words of general English: `take`, `home`, `car`, `college`): a single
+crowd-worker's fill-in (or autocompletion) that common is too ambiguous to count as a stereotype.
+Groups not in HolisticBias get their own terms (`groups` section).
 """
 
 from __future__ import annotations
@@ -216,6 +217,28 @@ EXTRA_GROUPS: dict[str, dict[str, dict[str, list[str]]]] = {
         "hindu": {"nouns": ["Brahmin", "Hinduism"]},
     },
 }
+
+
+def kamruzzaman_items() -> list[tuple[tuple[str, str], str, str]]:
+    """((axis, group), stereotype answer, anti-stereotype answer) of Kamruzzaman et al.'s ageism
+    and beauty items whose group is clear (type2 items ask for the group, not a trait)."""
+    looks_file = KAMRUZZAMAN.json("input_attributes/beauty_bias_type1_data.json")
+    looks = {w: ("body_type", "unattractive") for w in looks_file["negative_terms"]}
+    looks |= {w: ("body_type", "attractive") for w in looks_file["positive_terms"]}
+    out = []
+    for row in KAMRUZZAMAN.csv("dataset.csv"):
+        if row["type_category"] != "type1":
+            continue
+        found: set[tuple[str, str]] = set()
+        if row["bias_type"] == "ageism":
+            age = int(re.findall(r"\d+", row["context"])[0])
+            if not 35 < age < 60:
+                found = {next(g for low, g in KAMRUZZAMAN_AGES if age >= low)}
+        elif row["bias_type"] == "beauty":
+            found = {looks[w] for w in tokenize(row["context"])[0] if w in looks}
+        if len(found) == 1:
+            out.append((next(iter(found)), row["stereotype"], row["anti_stereotype"]))
+    return out
 
 
 def content_words() -> Callable[[str], bool]:
@@ -423,23 +446,8 @@ class Builder:
                 self.add(axis, group, completion, [], "choenni")
 
     def kamruzzaman(self) -> None:
-        looks_file = KAMRUZZAMAN.json("input_attributes/beauty_bias_type1_data.json")
-        looks = {w: ("body_type", "unattractive") for w in looks_file["negative_terms"]}
-        looks |= {w: ("body_type", "attractive") for w in looks_file["positive_terms"]}
-        for row in KAMRUZZAMAN.csv("dataset.csv"):
-            if row["type_category"] != "type1":  # type2 items ask for the group, not a trait
-                continue
-            found: set[tuple[str, str]] = set()
-            if row["bias_type"] == "ageism":
-                age = int(re.findall(r"\d+", row["context"])[0])
-                found = {next(g for low, g in KAMRUZZAMAN_AGES if age >= low)}
-                if 35 < age < 60:
-                    found = set()
-            elif row["bias_type"] == "beauty":
-                found = {looks[w] for w in tokenize(row["context"])[0] if w in looks}
-            if len(found) == 1:
-                axis, group = next(iter(found))
-                self.add(axis, group, row["stereotype"], [row["anti_stereotype"]], "kamruzzaman")
+        for (axis, group), stereotype, anti in kamruzzaman_items():
+            self.add(axis, group, stereotype, [anti], "kamruzzaman")
 
     def winobias(self) -> None:
         fem = WINOBIAS.lines("WinoBias/wino/data/female_occupations.txt")

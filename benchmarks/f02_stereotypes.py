@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -50,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stereodata import (
-    KAMRUZZAMAN,
     REDDITBIAS,
     SEEGULL,
     STEREOSET_TYPES,
@@ -129,25 +127,11 @@ def choenni_statements(full: StereotypeKnowledge) -> list[tuple[str, str]]:
 
 def kamruzzaman_statements(full: StereotypeKnowledge) -> list[tuple[str, str]]:
     """(group, sentence) of Kamruzzaman et al.'s ageism and beauty items (the SAI direction)."""
-    from f02_build_associations import KAMRUZZAMAN_AGES
+    from f02_build_associations import kamruzzaman_items
 
-    looks_file = KAMRUZZAMAN.json("input_attributes/beauty_bias_type1_data.json")
-    looks = {w: "unattractive" for w in looks_file["negative_terms"]}
-    looks |= {w: "attractive" for w in looks_file["positive_terms"]}
     out: dict[tuple[str, str], None] = {}
-    for row in KAMRUZZAMAN.csv("dataset.csv"):
-        if row["type_category"] != "type1":
-            continue
-        found: set[tuple[str, str]] = set()
-        if row["bias_type"] == "ageism":
-            age = int(re.findall(r"\d+", row["context"])[0])
-            if not 35 < age < 60:
-                found = {next(g for low, g in KAMRUZZAMAN_AGES if age >= low)}
-        elif row["bias_type"] == "beauty":
-            found = {("body_type", looks[w]) for w in tokenize(row["context"])[0] if w in looks}
-        if len(found) == 1:
-            axis, group = next(iter(found))
-            out.setdefault((group, f"{surface(full, axis, group)} are {row['stereotype']}."))
+    for (axis, group), stereotype, _ in kamruzzaman_items():
+        out.setdefault((group, f"{surface(full, axis, group)} are {stereotype}."))
     return list(out)
 
 
