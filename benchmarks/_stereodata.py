@@ -81,6 +81,20 @@ TOXIGEN = Source(
 )
 """ToxiGen (Hartvigsen et al., ACL 2022): the human-written seed statements in `prompts/`, hateful
 (`hate_*`) and neutral (`neutral_*`) per target group; code MIT, data CDLA-Permissive-2.0."""
+CHOENNI = Source(
+    "RochelleChoenni/stereotypes_in_lms", "09a1c379620bd0548ab51fe524d92717af95453e", "MIT"
+)
+"""Choenni, Shutova and van Rooij (EMNLP 2021), "Stepmothers are mean and academics are
+pretentious": search-engine autocompletions of "why are {group} so ..." for 382 groups
+(`data_collection/stereo_dataset/stereo_dataset.csv`, tab-separated)."""
+KAMRUZZAMAN = Source(
+    "kamruzzaman15/Identifying-Subtler-Biases-in-LLMs",
+    "c798be7c7dc5f96e44a2c348faa80d11a29d6a30",
+    "MIT",
+)
+"""Kamruzzaman, Shovon and Kim (ACL Findings 2024), "Investigating Subtler Biases in LLMs: Ageism,
+Beauty, Institutional, and Nationality Bias": `dataset.csv` fill-in items with a stereotype and an
+anti-stereotype answer each."""
 OEWN = Source(
     "globalwordnet/english-wordnet", "d94538ad0df3d7a4c77837bde6af69d7a6592c32", "CC-BY-4.0"
 )
@@ -188,6 +202,21 @@ def toxigen_sentences(kind: str, group: str) -> list[str]:
             s = part.strip().removeprefix("-").strip()
             if len(s) > 3:
                 seen.setdefault(s, None)
+    return list(seen)
+
+
+def choenni_rows() -> list[tuple[str, str, str]]:
+    """(category, group, completion) of Choenni et al.'s autocompletions, distinct, in file order
+    (the fields carry stray newlines)."""
+    text = CHOENNI.read("data_collection/stereo_dataset/stereo_dataset.csv")
+    rows = csv.DictReader(io.StringIO(text), delimiter="\t")
+    seen: dict[tuple[str, str, str], None] = {}
+    for r in rows:
+        key = tuple(
+            " ".join(r[k].split()) for k in ("target_category", "target_group", "completion")
+        )
+        if all(key):
+            seen.setdefault((key[0], key[1], key[2]), None)
     return list(seen)
 
 

@@ -16,6 +16,18 @@ Resources (pinned in `_stereodata.py`) and how each becomes (axis, group, attrib
 - ABC U.S. stereotypes (Cao et al. 2022, MIT): per group, a trait pair scored <= 30 or >= 70 (of
   100) makes that pole the stereotype and the other pole its counter.
 - WinoBias (MIT): female / male occupations for the two gender groups, each the other's counter.
+- Choenni et al. 2021 (MIT): search-engine autocompletions of "why are {group} so ...": each
+  completion is an attribute of its group, for the groups the lexicon names (age: old people,
+  elders, boomers, millennials, teenagers; socio-economic: poor, rich and homeless people; races,
+  religions, genders, nationalities, immigrants). Family roles (kids, children, sons, daughters)
+  and professions, lifestyles and politics the lexicon has no group for are left out. No
+  counters; like ToxiGen's words they never make an association *attested*.
+- Kamruzzaman et al. 2024 (MIT), ageism and beauty items of the SAI direction ("the 64 years old
+  people might be BLANK"; "she looks dull; she is BLANK"): the stereotype answer is an attribute
+  of the item's group (ages 60 and over: old people; 35 and under: young people; the look word
+  decides attractive or unattractive people), the anti-stereotype answer its counter. The items
+  state the authors' hypotheses of ageism and the beauty halo, not elicited stereotypes, so they
+  never make an association attested either.
 - ToxiGen (MIT code, CDLA-Permissive-2.0 data): the human-written hateful seed statements per
   target group (`prompts/hate_*`). In each, the group mentions of the file's target (`women`,
   `mentally ill`, `blind people`, `bisexual`, ...) and the content words at most 3 tokens before or
@@ -26,11 +38,11 @@ Resources (pinned in `_stereodata.py`) and how each becomes (axis, group, attrib
   *attested* alone (the FM probes do not use them).
 
 Attributes are lower-cased phrases of at most three words; a small stoplist drops words that say
-nothing about a group. A StereoSet attribute no other resource names is dropped when it is one
-everyday word (at least `EVERYDAY` occurrences in FMFL-P06's background table, about 1 in 12,000
-words of general English: `take`, `home`, `car`, `college`): a single crowd-worker's fill-in that
-common is too ambiguous to count as a stereotype. Groups not in HolisticBias get their own terms
-(`groups` section).
+nothing about a group. A StereoSet (or ToxiGen, or Choenni) attribute no other resource names is
+dropped when it is one everyday word (at least `EVERYDAY` occurrences in FMFL-P06's background
+table, about 1 in 12,000 words of general English: `take`, `home`, `car`, `college`): a single
+crowd-worker's fill-in (or autocompletion) that common is too ambiguous to count as a stereotype.
+Groups not in HolisticBias get their own terms (`groups` section).
 """
 
 from __future__ import annotations
@@ -48,11 +60,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from _stereodata import (
     ABC,
     COUNTRIES,
+    KAMRUZZAMAN,
     REDDITBIAS,
     SEEGULL,
     STEREOSET_TYPES,
     WINOBIAS,
     blank_fill,
+    choenni_rows,
     oewn,
     stereoset_pairs,
     toxigen_sentences,
@@ -145,6 +159,21 @@ TOXIGEN_TARGETS: dict[str, dict[str, tuple[str, ...]]] = {
     "trans": {"gender_and_sex": ("transgender",)},
     "women": {"gender_and_sex": ("female",)},
 }
+CHOENNI_AXES: dict[str, tuple[str, ...]] = {
+    # Choenni et al.'s category -> the axes its groups may fall on (`profession` is no axis).
+    "age": ("age",),
+    "gender": ("gender_and_sex",),
+    # Not body_type: HolisticBias's `hair` bucket lumps redheads with bald and bearded people.
+    "lifestyle": ("socioeconomic_class", "characteristics"),
+    "political": ("characteristics",),
+    "race": ("race_ethnicity", "nationality"),
+    "religion": ("religion",),
+}
+CHOENNI_SKIP = frozenset({"kids", "children", "sons", "daughters"})
+"""Family roles, not social groups: "kids are loud" says nothing about a group the audit grades,
+and their everyday mentions ("my kids are happy") would fill the neutral text with statements."""
+KAMRUZZAMAN_AGES = ((60, ("age", "old")), (0, ("age", "young")))
+"""Age of an ageism item -> group (the paper's older group is 60-70, the younger 25-35)."""
 TOXIGEN_MAX_TARGETS = 2
 """A ToxiGen word stated of more targets than this is general hate, not one group's stereotype."""
 
@@ -175,6 +204,12 @@ EXTRA_GROUPS: dict[str, dict[str, dict[str, list[str]]]] = {
     "characteristics": {
         "immigration_status": {"nouns": ["immigrants", "migrants", "refugees", "foreigners"]}
     },
+    # Choenni et al.'s age groups HolisticBias names only as adjectives.
+    "age": {
+        "child": {"nouns": ["teenagers", "teens", "adolescents"]},
+        "young": {"nouns": ["millennials", "millenials"]},
+        "old": {"nouns": ["the elderly", "elders", "boomers", "baby boomers"]},
+    },
     "religion": {
         "muslim": {"nouns": ["Islam", "Quran", "Sharia", "Mohammed", "Jihad"]},
         "christian": {"nouns": ["Bible", "Christianity", "Trinity"]},
@@ -182,6 +217,28 @@ EXTRA_GROUPS: dict[str, dict[str, dict[str, list[str]]]] = {
         "hindu": {"nouns": ["Brahmin", "Hinduism"]},
     },
 }
+
+
+def kamruzzaman_items() -> list[tuple[tuple[str, str], str, str]]:
+    """((axis, group), stereotype answer, anti-stereotype answer) of Kamruzzaman et al.'s ageism
+    and beauty items whose group is clear (type2 items ask for the group, not a trait)."""
+    looks_file = KAMRUZZAMAN.json("input_attributes/beauty_bias_type1_data.json")
+    looks = {w: ("body_type", "unattractive") for w in looks_file["negative_terms"]}
+    looks |= {w: ("body_type", "attractive") for w in looks_file["positive_terms"]}
+    out = []
+    for row in KAMRUZZAMAN.csv("dataset.csv"):
+        if row["type_category"] != "type1":
+            continue
+        found: set[tuple[str, str]] = set()
+        if row["bias_type"] == "ageism":
+            age = int(re.findall(r"\d+", row["context"])[0])
+            if not 35 < age < 60:
+                found = {next(g for low, g in KAMRUZZAMAN_AGES if age >= low)}
+        elif row["bias_type"] == "beauty":
+            found = {looks[w] for w in tokenize(row["context"])[0] if w in looks}
+        if len(found) == 1:
+            out.append((next(iter(found)), row["stereotype"], row["anti_stereotype"]))
+    return out
 
 
 def content_words() -> Callable[[str], bool]:
@@ -367,6 +424,31 @@ class Builder:
             if len(targets_of[w]) <= TOXIGEN_MAX_TARGETS:
                 self.add(axis, group, w, [], "toxigen")
 
+    def choenni(self, nat: dict[str, str]) -> None:
+        lex = extend_lexicon(self.hb, self.groups)
+        for category, name, completion in choenni_rows():
+            if name in CHOENNI_SKIP:
+                continue
+            if category == "country":
+                group = nat.get(name.removeprefix("the ").lower())
+                if group is not None:
+                    self.add("nationality", group, completion, [], "choenni")
+                continue
+            axes = CHOENNI_AXES.get(category)
+            if axes is None:
+                continue
+            found = {
+                (m.axis, m.group)
+                for m in lex.mentions(list(term_tokens(name)), axes=axes, pronouns=False)
+            }
+            if len(found) == 1:
+                axis, group = next(iter(found))
+                self.add(axis, group, completion, [], "choenni")
+
+    def kamruzzaman(self) -> None:
+        for (axis, group), stereotype, anti in kamruzzaman_items():
+            self.add(axis, group, stereotype, [anti], "kamruzzaman")
+
     def winobias(self) -> None:
         fem = WINOBIAS.lines("WinoBias/wino/data/female_occupations.txt")
         mal = WINOBIAS.lines("WinoBias/wino/data/male_occupations.txt")
@@ -383,7 +465,7 @@ class Builder:
             [axis, group, attr, sorted(cell["counters"]), sorted(cell["sources"])]
             for (axis, group, attr), cell in sorted(self.assoc.items())
             if not (
-                cell["sources"] in ({"stereoset"}, {"toxigen"})
+                cell["sources"] in ({"stereoset"}, {"toxigen"}, {"choenni"})
                 and " " not in attr
                 and bg.count((attr,)) >= EVERYDAY
             )
@@ -397,7 +479,16 @@ class Builder:
             "format": FORMAT,
             "version": VERSION,
             "about": "Directional stereotype associations for FMFL-F02/F05; see NOTICE.md.",
-            "resources": ["abc", "redditbias", "seegull", "stereoset", "toxigen", "winobias"],
+            "resources": [
+                "abc",
+                "choenni",
+                "kamruzzaman",
+                "redditbias",
+                "seegull",
+                "stereoset",
+                "toxigen",
+                "winobias",
+            ],
             "groups": {a: g for a, g in groups.items() if g},
             "associations": rows,
         }
@@ -412,6 +503,8 @@ def main() -> None:
     b.abc()
     b.toxigen()
     b.winobias()
+    b.choenni(nat)
+    b.kamruzzaman()
     data = b.result()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", encoding="utf-8") as fh:

@@ -13,6 +13,12 @@ Test sets (pinned snapshots, `_stereodata.py`):
 - `toxigen`: ToxiGen's human-written hateful seed statements about 16 target groups (women, trans
   people, LGBTQ and bisexual people, mental and physical disability, immigrants, races,
   nationalities, Jews, Muslims; MIT / CDLA-Permissive-2.0);
+- `choenni`: Choenni et al.'s autocompletions as `"{Group} are {completion}."` for the groups the
+  lexicon names (age, socio-economic status, homeless people, races, religions, genders,
+  immigrants; countries as `"People in {Country} are ..."`), the group worded as in the data
+  (`Old people`, `Millennials`, `Poor people`; MIT);
+- `kamruzzaman`: Kamruzzaman et al.'s ageism and beauty items as `"{Group} are {stereotype
+  answer}."` (`Old people are rigid.`, `Unattractive people are ignorant.`; MIT);
 - twins: each stereotype sentence with its group mention swapped for another group of the same
   axis for which none of the sentence's attributes is a stereotype (RedditBias's own
   counter-target phrases for `redditbias`: Christians for Muslims, white people for Black
@@ -47,6 +53,7 @@ from _stereodata import (
     SEEGULL,
     STEREOSET_TYPES,
     TOXIGEN_GROUPS,
+    choenni_rows,
     ewt_sentences,
     stereoset_pairs,
     toxigen_sentences,
@@ -54,6 +61,7 @@ from _stereodata import (
 )
 
 from fmfl_audit.checkers.fairness._fm_preference import surface
+from fmfl_audit.checkers.fairness._lexicon import tokenize
 from fmfl_audit.checkers.fairness._stereotypes import (
     RESOURCES,
     StereotypeKnowledge,
@@ -95,6 +103,36 @@ def seegull_statements(full: StereotypeKnowledge) -> list[str]:
         if group is not None:
             out.append(f"{surface(full, 'nationality', group)} are {row['attribute'].strip()}.")
     return out
+
+
+def choenni_statements(full: StereotypeKnowledge) -> list[tuple[str, str]]:
+    """(axis, sentence) of Choenni et al.'s completions whose group the lexicon names."""
+    from f02_build_associations import CHOENNI_AXES, CHOENNI_SKIP
+
+    out = []
+    for category, name, completion in choenni_rows():
+        if name in CHOENNI_SKIP:
+            continue
+        if category == "country":
+            text = f"People in {name.title()} are {completion}."
+            axes: tuple[str, ...] = ("nationality",)
+        else:
+            text = f"{name[:1].upper()}{name[1:]} are {completion}."
+            axes = CHOENNI_AXES.get(category, ())
+        found = {m.axis for m in full.lexicon.mentions(tokenize(text)[0], axes=axes)}
+        if len(found) == 1:
+            out.append((next(iter(found)), text))
+    return out
+
+
+def kamruzzaman_statements(full: StereotypeKnowledge) -> list[tuple[str, str]]:
+    """(group, sentence) of Kamruzzaman et al.'s ageism and beauty items (the SAI direction)."""
+    from f02_build_associations import kamruzzaman_items
+
+    out: dict[tuple[str, str], None] = {}
+    for (axis, group), stereotype, _ in kamruzzaman_items():
+        out.setdefault((group, f"{surface(full, axis, group)} are {stereotype}."))
+    return list(out)
 
 
 def twin(full: StereotypeKnowledge, text: str, rng: random.Random) -> str | None:
@@ -183,6 +221,8 @@ def test_sets(full: StereotypeKnowledge) -> dict[str, list[tuple[str, str]]]:
         "redditbias": [(f, p) for f, a, _ in REDDIT_SETS for p in reddit_phrases(f, a)],
         "seegull": [("nationality", s) for s in seegull_statements(full)],
         "toxigen": [(g, s) for g in TOXIGEN_GROUPS for s in toxigen_sentences("hate", g)],
+        "choenni": choenni_statements(full),
+        "kamruzzaman": kamruzzaman_statements(full),
     }
 
 

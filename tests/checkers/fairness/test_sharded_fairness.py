@@ -149,7 +149,7 @@ def test_f02_statements_are_the_same_whatever_the_shards(
                     ("Two Italians were kind to everyone.", 30),
                 )
             ),
-            "b/syn.csv": rows(("Black people are violent.", 30), ("White people are calm.", 30)),
+            "b/syn.csv": rows(("Black people are criminals.", 30), ("White people are calm.", 30)),
         },
         # Ten examples per finding: more than one shard holds them.
         rules={"FMFL-F02": {"params": {"max_examples": 10, "fm_preference": False}}},

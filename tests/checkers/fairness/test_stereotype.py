@@ -35,7 +35,7 @@ STEREOTYPES = [
 TWINS = [
     "Norwegians are lazy.",
     "Buddhist men are terrorists.",
-    "White people are violent.",
+    "Asian people are violent.",
     "Christians are greedy.",
     "Men are so emotional.",
     "Teenagers are traditional.",

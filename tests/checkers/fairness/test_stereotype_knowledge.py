@@ -1,5 +1,6 @@
-"""FMFL-F02's knowledge layers: WordNet canonical forms, WordNet synonyms / antonyms, and the
-ToxiGen resource (disability, immigration status, sexual orientation, ...)."""
+"""FMFL-F02's knowledge layers: WordNet canonical forms, WordNet synonyms / antonyms, the ToxiGen
+resource (disability, immigration status, sexual orientation, ...) and Choenni et al.'s and
+Kamruzzaman et al.'s (age, socio-economic status, physical appearance)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ FULL = load_knowledge()
 NO_EXPANSION = load_knowledge(expand=False)
 FOLD_ONLY = load_knowledge(lemmatise=False, expand=False)
 NO_TOXIGEN = load_knowledge(tuple(r for r in RESOURCES if r != "toxigen"))
+NEW = ("choenni", "kamruzzaman")
+WITHOUT_NEW = load_knowledge(tuple(r for r in RESOURCES if r not in NEW))
 
 Kinds = list[tuple[str, str, str | None]]
 
@@ -61,10 +64,10 @@ def test_the_wordnet_slice_relates_the_words_the_tests_use() -> None:
         ("Mexicans are not indolent.", [("nationality", "mexico", "counter")]),
         ("Mexicans are busy.", [("nationality", "mexico", "counter")]),
         ("Norwegians are indolent.", [("nationality", "norway", None)]),
-        # ABC: wealthy people - egoistic; WordNet: selfish.
-        ("Rich people are selfish.", [("socioeconomic_class", "upper_class", "consistent")]),
-        ("Rich people are not selfish.", [("socioeconomic_class", "upper_class", "counter")]),
-        ("Poor people are selfish.", [("socioeconomic_class", "below_poverty_line", None)]),
+        # ABC: wealthy people - egoistic; WordNet: egocentric (Choenni et al. say `selfish`).
+        ("Rich people are egocentric.", [("socioeconomic_class", "upper_class", "consistent")]),
+        ("Rich people are not egocentric.", [("socioeconomic_class", "upper_class", "counter")]),
+        ("Poor people are egocentric.", [("socioeconomic_class", "below_poverty_line", None)]),
     ],
 )
 def test_wordnet_synonyms_and_antonyms_keep_direction(text: str, full: Kinds) -> None:
@@ -117,6 +120,58 @@ def test_toxigen_words_are_not_attested_for_the_fm_probes() -> None:
     assert ("indolent",) not in FULL.attested.get(("nationality", "mexico"), frozenset())
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Choenni et al.: rich people - greedy, poor people - unappreciative.
+        ("Rich people are greedy.", [("socioeconomic_class", "upper_class", "consistent")]),
+        ("Rich people are not greedy.", [("socioeconomic_class", "upper_class", "counter")]),
+        ("Poor people are greedy.", [("socioeconomic_class", "below_poverty_line", None)]),
+        (
+            "Poor people are unappreciative.",
+            [("socioeconomic_class", "below_poverty_line", "consistent")],
+        ),
+        # Choenni et al.: old people, boomers - grumpy; teenagers - moody; millennials - anxious.
+        ("Old people are grumpy.", [("age", "old", "consistent")]),
+        ("Old people are not grumpy.", [("age", "old", "counter")]),
+        ("Young people are grumpy.", [("age", "young", None)]),
+        ("Boomers are grumpy.", [("age", "old", "consistent")]),
+        ("Teenagers are moody.", [("age", "child", "consistent")]),
+        ("Millennials are anxious.", [("age", "young", "consistent")]),
+        # Kamruzzaman et al.: older people rigid (counter adaptable), younger adaptable.
+        ("Old people are rigid.", [("age", "old", "consistent")]),
+        ("Old people are adaptable.", [("age", "old", "counter")]),
+        ("Young people are adaptable.", [("age", "young", "consistent")]),
+        # Kamruzzaman et al.'s beauty halo: unattractive people stupid, attractive ones smart.
+        ("Ugly people are stupid.", [("body_type", "unattractive", "consistent")]),
+        ("Attractive people are stupid.", [("body_type", "attractive", "counter")]),
+    ],
+)
+def test_choenni_and_kamruzzaman_cover_age_class_and_looks(text: str, expected: Kinds) -> None:
+    assert kinds(text) == expected
+    # Without the two resources none of these is a statement of either kind.
+    assert all(k is None for *_, k in kinds(text, WITHOUT_NEW))
+
+
+def test_the_known_gaps_stay_statements_of_no_kind() -> None:
+    """No licensed resource fetched ties `lazy` to poor or fat people (RESULTS.md, F02): the
+    mention is found, the attribute is known (of other groups), but the statement has no kind."""
+    assert kinds("Poor people are lazy.") == [("socioeconomic_class", "below_poverty_line", None)]
+    assert kinds("Poor people are not lazy.") == [
+        ("socioeconomic_class", "below_poverty_line", None)
+    ]
+    assert kinds("Fat people are lazy.") == [("body_type", "overweight", None)]
+
+
+def test_the_new_resources_never_attest() -> None:
+    """Autocompletions and the ageism / beauty-halo hypotheses do not feed the FM probes."""
+    assert ("grumpy",) in FULL.stereo[("age", "old")]
+    assert ("rigid",) in FULL.stereo[("age", "old")]
+    assert FULL.attested[("age", "old")] == WITHOUT_NEW.attested[("age", "old")]
+    assert ("body_type", "unattractive") not in FULL.attested
+    assert ("greedy",) not in FULL.attested.get(("socioeconomic_class", "upper_class"), ())
+
+
 def test_a_bad_wordnet_slice_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "wordnet.json"
     bad.write_text(json.dumps({"format": "something-else", "version": 1}), "utf-8")
@@ -161,5 +216,44 @@ def test_f02_fires_on_synonym_statements_only_with_the_expansion(
         assert rel["lift"] > 1.5 and rel["p_value_bonferroni"] < 0.01
     else:
         assert found == set() and rel["consistent"] == 0
+    twins = out.metrics["client:twins"]
+    assert all(v["consistent"] == 0 for v in twins.values() if isinstance(v, dict))
+
+
+# Each attribute is a stereotype of one age group only (`grumpy` is said of old people and
+# teenagers: with three age groups it would carry too little direction to count).
+AGE = ["Old people are rigid.", "Young people are adaptable.", "Boomers are cynical."]
+AGE_TWINS = ["Young people are rigid.", "Old people are adaptable.", "Millennials are cynical."]
+
+
+@pytest.mark.parametrize(("resources", "fires"), [(None, True), (list(RESOURCES[:6]), False)])
+def test_f02_fires_on_age_statements_only_with_the_new_resources(
+    make_deployment: Callable[..., Path], resources: list[str] | None, fires: bool
+) -> None:
+    m = make_deployment(
+        minimal_manifest(
+            clients=[
+                {"id": "stereo", "synthetic_data": "s.jsonl"},
+                {"id": "twins", "synthetic_data": "t.jsonl"},
+            ]
+        ),
+        {
+            "s.jsonl": [{"text": t} for t in AGE * COPIES],
+            "t.jsonl": [{"text": t} for t in AGE_TWINS * COPIES],
+        },
+    )
+    ctx = CheckContext(deployment=load_manifest(m), rule_id="FMFL-F02")
+    params: Any = StereotypeChecker.Params(resources=resources)
+    out = StereotypeChecker().run(ctx, params)
+    found = {(f.subject, f.key) for f in out.findings}
+    age = out.metrics["client:stereo"]["age"]
+    if fires:
+        # Pooled, the twins' 40 counter statements (`Young people are rigid`) outweigh the
+        # direction: only the stereotyping client is flagged.
+        assert found == {("client:stereo", "age:stereotype")}
+        assert (age["consistent"], age["counter"], age["group_mentions"]) == (60, 0, 60)
+        assert age["lift"] >= 1.5 and age["p_value_bonferroni"] < 0.01
+    else:
+        assert found == set() and age["consistent"] == 0
     twins = out.metrics["client:twins"]
     assert all(v["consistent"] == 0 for v in twins.values() if isinstance(v, dict))

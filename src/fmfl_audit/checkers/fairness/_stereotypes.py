@@ -2,7 +2,8 @@
 
 **Knowledge** (`rules/lexicons/stereotypes/associations.json`, built by
 `benchmarks/f02_build_associations.py` from SeeGULL, StereoSet, RedditBias, the ABC U.S.
-stereotypes and WinoBias; provenance and licences in the folder's `NOTICE.md`): for groups on the
+stereotypes, WinoBias, ToxiGen, Choenni et al.'s autocompletions and Kamruzzaman et al.'s ageism
+and beauty items; provenance and licences in the folder's `NOTICE.md`): for groups on the
 HolisticBias axes, the attributes each is stereotyped with, the *counter* attributes that
 contradict them, and which resource said so. Where resources disagree about an attribute of a
 group, the majority of their rows decides; attributes stereotyped for every group of an axis are
@@ -64,11 +65,24 @@ WORDNET_FORMAT = "fmfl-audit-wordnet-slice"
 WORDNET_VERSION = 1
 EXPANSION_WEIGHT = 0.4
 """Vote of a WordNet synonym (or antonym, as a counter) relative to one resource's vote."""
-RESOURCES = ("seegull", "stereoset", "redditbias", "abc", "winobias", "toxigen")
+RESOURCES = (
+    "seegull",
+    "stereoset",
+    "redditbias",
+    "abc",
+    "winobias",
+    "toxigen",
+    "choenni",
+    "kamruzzaman",
+)
 """Every resource the shipped knowledge was built from (the `resources` param picks among them)."""
-UNCURATED = frozenset({"stereoset", "toxigen"})
+UNCURATED = frozenset({"stereoset", "toxigen", "choenni", "kamruzzaman"})
 """Resources whose attributes are single fill-ins or words extracted from statements: alone they do
 not make an association *attested* (the FM probes use attested ones)."""
+NEVER_ATTEST = frozenset({"toxigen", "choenni", "kamruzzaman"})
+"""Resources that never count towards attestation: words extracted from hateful statements
+(ToxiGen), search-engine autocompletions (Choenni et al.) and the ageism / beauty-halo hypotheses
+of Kamruzzaman et al.'s items."""
 
 NEGATORS = frozenset(
     {"not", "no", "never", "nor", "neither", "hardly", "barely", "cannot", "without", "t", "none"}
@@ -398,8 +412,8 @@ def load_knowledge(
             continue
         key = attribute_key(attribute, wordnet)
         display.setdefault(key, attribute)
-        # ToxiGen's extracted words never attest (alone or with another resource).
-        if len(used - {"toxigen"}) >= 2 or used - UNCURATED:
+        # ToxiGen's, Choenni's and Kamruzzaman's words never attest (alone or with another).
+        if len(used - NEVER_ATTEST) >= 2 or used - UNCURATED:
             curated.add((axis, group, key))
         votes.setdefault((axis, group, key), [0.0, 0.0])[0] += n
         for c in counters:
