@@ -47,7 +47,14 @@ class SpyFedAvg(FedAvg):
     and the aggregate it returns."""
 
     def __init__(self) -> None:
-        super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=CLIENTS)
+        # `min_train_nodes` too: FedAvg sizes the sample from the nodes connected before it waits
+        # for `min_available_nodes`, so a slow start (a loaded machine) sampled 2 nodes in round 1.
+        super().__init__(
+            fraction_train=1.0,
+            fraction_evaluate=0.0,
+            min_available_nodes=CLIENTS,
+            min_train_nodes=CLIENTS,
+        )
         self.seen: dict[int, dict[str, Any]] = {}
 
     def configure_train(self, server_round, arrays, config, grid):  # type: ignore[no-untyped-def]

@@ -29,8 +29,14 @@ FM = FMInfo(name="fm-stand-in", placement="server", roles=("synthetic-data",))
 
 def build_strategy(out_dir: str, inner: Strategy | None = None) -> AuditedStrategy:
     """FedAvg on every client each round (no federated evaluation), recorded into `out_dir`."""
+    # FedAvg sizes a round's sample from the nodes connected *before* it waits for
+    # `min_available_nodes`: on a slow start round 1 would train on the first few nodes only.
+    # `min_train_nodes` makes every round sample all of them.
     inner = inner or FedAvg(
-        fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=NUM_CLIENTS
+        fraction_train=1.0,
+        fraction_evaluate=0.0,
+        min_available_nodes=NUM_CLIENTS,
+        min_train_nodes=NUM_CLIENTS,
     )
     return AuditedStrategy(
         inner,
