@@ -154,3 +154,25 @@ def test_manifest_copy_rewrites_packs_and_path_params(tmp_path: Path) -> None:
     assert data["clients"][0]["synthetic_data"] == "../s.jsonl"
     copy = load_manifest(out / "manifest.yaml")
     assert Auditor(copy).ruleset().get("FMFL-P06").spec.params["k"] == 9
+
+
+def test_a_text_whose_detections_never_settle_is_replaced_whole() -> None:
+    from typing import Any
+
+    from fmfl_audit.remediation._detect import INCOMPLETE, MAX_ROUNDS, Redactor, Span
+
+    class Endless:
+        """Finds the first word of every text (and of every placeholder it leaves) forever."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def find(self, texts: list[str], *, leak_owner: str | None) -> list[list[Span]]:
+            self.calls += 1
+            return [[Span(0, max(1, t.find(" ")), "X")] if t != "clean" else [] for t in texts]
+
+    detectors: Any = Endless()
+    out = Redactor(detectors).redact(["alpha beta gamma", "clean"], leak_owner=None)
+    assert out[0] == (f"<{INCOMPLETE}>", {"X": MAX_ROUNDS, INCOMPLETE: 1})
+    assert out[1] == ("clean", {})
+    assert detectors.calls == MAX_ROUNDS + 1

@@ -17,7 +17,8 @@ Each span becomes a Presidio `RecognizerResult` and Presidio's `AnonymizerEngine
 `<TYPE>`. Where spans overlap, the higher score keeps the overlap and the other is trimmed
 (`REMOVE_INTERSECTIONS`), so no character of any span survives. A replaced text is scanned again
 (PII, secrets, canaries) until nothing more is found, at most `MAX_ROUNDS` times, so a re-scan of
-the copy with the same rules finds nothing.
+the copy with the same rules finds nothing; a text still changing after that is replaced whole by
+`<REDACTION_INCOMPLETE>` (counted), never handed back half redacted.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ MIN_CANARY_SECRET = 4
 """Canary secrets shorter than this are masked only inside the whole canary text."""
 MAX_ROUNDS = 3
 """Detection rounds per text (the first plus re-scans of the replaced text)."""
+INCOMPLETE = "REDACTION_INCOMPLETE"
+"""The placeholder of a whole text whose detections had not settled after `MAX_ROUNDS`."""
 _CERTAIN = 1.0
 """Score of secret, canary and leak spans: they win an overlap against a Presidio guess."""
 
@@ -207,6 +210,14 @@ class Redactor:
                     counts[i].update(added)
                     changed.append(i)
             todo = changed  # only a replaced text can hold something new
+        if todo:
+            # Still changing after MAX_ROUNDS: never hand back a copy that may hold what the
+            # detectors find; the whole text becomes one placeholder, counted in the summary.
+            found = self.detectors.find([current[i] for i in todo], leak_owner=None)
+            for i, spans in zip(todo, found, strict=True):
+                if spans:
+                    current[i] = f"<{INCOMPLETE}>"
+                    counts[i][INCOMPLETE] += 1
         return list(zip(current, counts, strict=True))
 
     def _replace(self, text: str, spans: list[Span]) -> tuple[str, Counter[str]]:
