@@ -127,3 +127,26 @@ def test_an_empty_data_file_is_not_a_pass(tmp_path: Path) -> None:
         "syn.jsonl: no records (the file is empty)",
     )
     assert not report.gate.passed
+
+
+def test_one_unopenable_file_does_not_hide_the_other_clients(tmp_path: Path) -> None:
+    # A corrupt Parquet file for one client made P01 and P02 error for every client (review
+    # finding): the file is now an unreadable input and the other clients are still checked.
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4)
+    write_jsonl(tmp_path / "ok.jsonl", [{"text": CLEAN}] * 9 + [{"text": PII_EMAIL}])
+    manifest = minimal_manifest(
+        clients=[
+            {"id": "school-a", "synthetic_data": "broken.parquet"},
+            {"id": "school-b", "synthetic_data": "ok.jsonl"},
+        ]
+    )
+    report = _scan(write_manifest(tmp_path, manifest), "FMFL-P01", "FMFL-P02")
+    p01, p02 = report.rule("FMFL-P01"), report.rule("FMFL-P02")
+    assert p01.error is None and p02.error is None
+    assert p01.outcome is Outcome.FAILED  # school-b's e-mail address is still found
+    assert {f.subject for f in report.findings if f.rule_id == "FMFL-P01"} == {"client:school-b"}
+    assert p02.outcome is Outcome.SKIPPED
+    for r in (p01, p02):
+        (reason,) = r.unreadable_inputs
+        assert reason.startswith("broken.parquet: not a readable Parquet file (")
+    assert not report.gate.passed

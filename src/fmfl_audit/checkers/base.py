@@ -7,6 +7,7 @@ drafts plus, for every subject it measured, its figures, whether or not a findin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from fmfl_audit.engine.executors import Cache, Executor, LocalExecutor, ReadOptions, ShardTask
+from fmfl_audit.errors import InputError
 from fmfl_audit.inputs.records import (
     DEFAULT_BATCH,
     ReadStats,
@@ -212,11 +214,12 @@ class CheckContext:
             display = self.display(source.path)
             size = source.path.stat().st_size if source.path.is_file() else 0
             target = self.executor.shard_target(size)
-            shards = (
-                [Shard.of_file(source, display)]
-                if target is None
-                else plan_shards(source, display, target_bytes=target)
-            )
+            shards = [Shard.of_file(source, display)]
+            if target is not None:
+                # A file that cannot be planned is read as one shard, which reports it unreadable.
+                with contextlib.suppress(InputError):
+                    shards = plan_shards(source, display, target_bytes=target)
+
             items.extend((task, shard) for shard in shards)
             owner.extend([j] * len(shards))
             shard_counts.append(len(shards))

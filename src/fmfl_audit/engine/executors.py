@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fmfl_audit.errors import FmflAuditError, MissingDependencyError, UsageError
+from fmfl_audit.errors import FmflAuditError, InputError, MissingDependencyError, UsageError
 from fmfl_audit.inputs.records import DEFAULT_BATCH, ReadStats, Record, Shard, iter_shard
 from fmfl_audit.inputs.shards import shard_bytes_for
 
@@ -93,6 +93,16 @@ def run_shard(task: ShardTask, shard: Shard, opts: ReadOptions, env: ShardEnv) -
         partial = task.map(batches, env)
         for _ in batches:  # a task that stopped early still gets the file's counts right
             pass
+    except InputError as exc:
+        if stats.records:
+            return _Failure(type(exc).__name__, str(exc))
+        # A whole-file problem before any record (the file cannot be opened, a required column
+        # is missing): that file is an unreadable input of the rule, which goes on with its
+        # other files instead of erroring and hiding what they hold.
+        prefix = f"{shard.display}: "
+        message = str(exc)
+        stats.bad(shard.display, message.removeprefix(prefix))
+        return task.map(iter(()), env), stats
     except FmflAuditError as exc:
         return _Failure(type(exc).__name__, str(exc))
     return partial, stats

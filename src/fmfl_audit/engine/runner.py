@@ -291,6 +291,9 @@ def unreadable_inputs(reads: Sequence[ReadStats], max_share: float) -> list[str]
             continue
         if not st.malformed or (st.records and st.malformed / total <= max_share):
             continue
+        if total == 1 and st.issues and st.issues[0].location == st.path:
+            out.append(f"{st.path}: {st.issues[0].reason}")  # the whole file: cannot be read
+            continue
         first = f"; first: {st.issues[0].location}: {st.issues[0].reason}" if st.issues else ""
         out.append(f"{st.path}: {st.malformed} of {total} record(s) malformed{first}")
     return out
