@@ -71,6 +71,16 @@ MANIFESTS = {
     "billion-laughs": (BASE + _laughs(), "alias expansion"),
     "python-tag": (BASE + "x: !!python/object/apply:os.system ['true']\n", "unsupported"),
     # Found by tests/foundation/test_fuzz.py: PyYAML's constructors raise IndexError/ValueError.
+    # Path params are resolved before the scan: an unknown ~user or an over-long name.
+    "param-unknown-user": (
+        BASE
+        + "policy: {rules: {FMFL-R01: {params: {signature_files: ['~nosuchuser123/s.yml']}}}}\n",
+        "params.signature_files: ~nosuchuser123/s.yml: not a usable path",
+    ),
+    "param-long-path": (
+        BASE + "policy: {rules: {FMFL-R01: {params: {signature_files: ['" + "a" * 5000 + "']}}}}\n",
+        "not a usable path",
+    ),
     "empty-int-tag": ("!!int \n", "not a valid !!int value"),
     "int-tag-key": (BASE + "? !!int '<<'\n: 1\n", "not a valid !!int key"),
 }

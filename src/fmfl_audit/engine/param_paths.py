@@ -46,13 +46,19 @@ def resolve_param_paths(
         else:
             continue
         base = _base_dir(rule, name, deployment)
-        resolved = tuple(_resolve(p, base) for p in paths)
-        for given, path in zip(paths, resolved, strict=True):
-            if not path.exists():
+        where = f"{locate(name)}: rule {rule.id}: params.{name}"
+        resolved = []
+        for given in paths:
+            try:
+                path = _resolve(given, base)
+                found = path.exists()
+            except (RuntimeError, OSError) as exc:  # unknown ~user, a name too long ...
+                raise InputError(f"{where}: {given}: not a usable path ({exc})") from None
+            if not found:
                 raise InputError(
-                    f"{locate(name)}: rule {rule.id}: params.{name}: {given}: no such file or "
-                    f"folder (looked for {path}; a relative path is read from the folder of the "
-                    "file that sets it)"
+                    f"{where}: {given}: no such file or folder (looked for {path}; a relative "
+                    "path is read from the folder of the file that sets it)"
                 )
-        update[name] = resolved[0] if isinstance(value, Path) else resolved
+            resolved.append(path)
+        update[name] = resolved[0] if isinstance(value, Path) else tuple(resolved)
     return params.model_copy(update=update) if update else params
