@@ -405,3 +405,18 @@ def test_unquoted_secret_assignments_are_redacted_and_the_rescan_is_clean(tmp_pa
     ]
     after = Auditor(load_manifest(tmp_path / "out/manifest.yaml"), only=("FMFL-P02",)).run()
     assert after.rules[0].outcome is Outcome.PASSED and after.findings == ()
+
+
+def test_a_header_that_is_not_a_header_is_not_echoed(tmp_path: Path) -> None:
+    # A file that is not the table it was said to be (`/etc/shadow`): its first line must not
+    # reach the message, as for the scan's readers (`describe_columns`).
+    manifest = build(tmp_path)
+    shadow = "root:$6$saltsalt$hashhashhash:19000:0:99999:7:::\n"
+    (tmp_path / "clients/c/synthetic.csv").write_text(shadow, encoding="utf-8")
+    res = _redact(str(manifest), "--out", str(tmp_path.parent / "out-shadow"))
+    assert res.exit_code == 2
+    assert (
+        "clients/c/synthetic.csv:1: column 'text' not in the header (1 column name(s) not "
+        "shown: not plain identifiers)" in res.output
+    )
+    assert "hashhash" not in res.output and "$6$" not in res.output

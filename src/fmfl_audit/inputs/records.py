@@ -7,6 +7,7 @@ not an object, a missing or non-string text field, a short CSV row) is counted w
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -111,6 +112,20 @@ def merge_stats(parts: Sequence[ReadStats], path: str) -> ReadStats:
 
 
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-]{0,63}$")
+
+
+@contextlib.contextmanager
+def file_errors(display: str) -> Iterator[None]:
+    """Opening or reading the data file `display`: the OS errors a user can cause become located
+    input errors (every reader of data files goes through this)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(f"{display}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{display}: is a folder, expected a data file") from None
+    except PermissionError:
+        raise InputError(f"{display}: permission denied") from None
 
 
 def describe_columns(names: Sequence[str]) -> str:
@@ -416,7 +431,7 @@ def iter_shard(
     source, display = shard.source, shard.display
     fmt = source.resolved_format
     needed = [source.text_field, *required] if require_text else list(required)
-    try:
+    with file_errors(display):
         if fmt == "jsonl":
             rows: Iterator[tuple[str, Any]] = _jsonl_rows(shard, stats)
         elif fmt == "csv":
@@ -443,10 +458,4 @@ def iter_shard(
                 batch = []
         if batch:
             yield batch
-    except FileNotFoundError:
-        raise InputError(f"{display}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{display}: is a folder, expected a data file") from None
-    except PermissionError:
-        raise InputError(f"{display}: permission denied") from None
     stats.complete = True

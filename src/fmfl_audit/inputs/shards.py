@@ -18,8 +18,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fmfl_audit.errors import InputError
-from fmfl_audit.inputs.records import CsvLines, Shard, csv_reader
+from fmfl_audit.inputs.records import CsvLines, Shard, csv_reader, file_errors
 from fmfl_audit.manifest.model import DataSource
 
 DEFAULT_SHARD_BYTES = 32 * 1024 * 1024
@@ -39,7 +38,7 @@ def plan_shards(source: DataSource, display: str, *, target_bytes: int) -> list[
     if target_bytes < 1:
         raise ValueError("target_bytes must be positive")
     path = source.path
-    try:
+    with file_errors(display):
         fmt = source.resolved_format
         if fmt == "parquet":
             return _parquet_plan(source, display, target_bytes)
@@ -49,12 +48,6 @@ def plan_shards(source: DataSource, display: str, *, target_bytes: int) -> list[
         if fmt == "jsonl":
             return _jsonl_plan(source, display, target_bytes, size)
         return _csv_plan(source, display, target_bytes)
-    except FileNotFoundError:
-        raise InputError(f"{display}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{display}: is a folder, expected a data file") from None
-    except PermissionError:
-        raise InputError(f"{display}: permission denied") from None
 
 
 def _ranges(

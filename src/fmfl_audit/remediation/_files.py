@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fmfl_audit.errors import InputError
-from fmfl_audit.inputs.records import MAX_ISSUES, CsvLines, csv_reader
+from fmfl_audit.inputs.records import (
+    MAX_ISSUES,
+    CsvLines,
+    csv_reader,
+    describe_columns,
+    file_errors,
+)
 from fmfl_audit.manifest.model import DataSource
 from fmfl_audit.models import InputIssue
 
@@ -78,7 +84,7 @@ def redact_file(job: FileJob, out: Path, redact: RedactFn, *, batch_size: int) -
     """Write the redacted copy of `job.source` to `out`; InputError for whole-file problems."""
     fmt = job.source.resolved_format
     tally = FileTally()
-    try:
+    with file_errors(job.display):
         if fmt == "parquet":
             _redact_parquet(job, out, redact, tally, batch_size)
             return tally
@@ -89,12 +95,6 @@ def redact_file(job: FileJob, out: Path, redact: RedactFn, *, batch_size: int) -
                 _process(chunk, redact, tally)
                 for item, new in chunk:
                     dst.write(item.raw if new is None or new == item.text else emit(item, new))
-    except FileNotFoundError:
-        raise InputError(f"{job.display}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{job.display}: is a folder, expected a data file") from None
-    except PermissionError:
-        raise InputError(f"{job.display}: permission denied") from None
     return tally
 
 
@@ -208,7 +208,7 @@ def _csv_items(job: FileJob, fh: BinaryIO, tally: FileTally) -> Iterator[_Item]:
     name = job.source.text_field
     if name not in header:
         raise InputError(
-            f"{job.display}:1: column {name!r} not in the header (columns: {', '.join(header)})"
+            f"{job.display}:1: column {name!r} not in the header ({describe_columns(header)})"
         )
     try:
         yield from _csv_rows(job, reader, lines, tee, header, tally)
@@ -272,7 +272,7 @@ def _redact_parquet(
     if name not in schema.names:
         raise InputError(
             f"{job.display}: column {name!r} not in the Parquet schema "
-            f"(columns: {', '.join(schema.names)})"
+            f"({describe_columns(schema.names)})"
         )
     col = schema.names.index(name)
     if not (
