@@ -185,10 +185,10 @@ SYNONYM_TWINS = ["Buddhists are avaricious.", "Buddhists are covetous."]
 COPIES = 20
 
 
-@pytest.mark.parametrize(("expand", "fires"), [(True, True), (False, False)])
-def test_f02_fires_on_synonym_statements_only_with_the_expansion(
-    make_deployment: Callable[..., Path], expand: bool, fires: bool
-) -> None:
+def _stereo_and_twins(
+    make_deployment: Callable[..., Path], stereo: list[str], twins: list[str], **params: Any
+) -> Any:
+    """F02 with `params` on two clients: `stereo` and its group-swapped `twins`, COPIES each."""
     m = make_deployment(
         minimal_manifest(
             clients=[
@@ -197,13 +197,19 @@ def test_f02_fires_on_synonym_statements_only_with_the_expansion(
             ]
         ),
         {
-            "s.jsonl": [{"text": t} for t in SYNONYMS * COPIES],
-            "t.jsonl": [{"text": t} for t in SYNONYM_TWINS * COPIES],
+            "s.jsonl": [{"text": t} for t in stereo * COPIES],
+            "t.jsonl": [{"text": t} for t in twins * COPIES],
         },
     )
     ctx = CheckContext(deployment=load_manifest(m), rule_id="FMFL-F02")
-    params: Any = StereotypeChecker.Params(wordnet_expansion=expand)
-    out = StereotypeChecker().run(ctx, params)
+    return StereotypeChecker().run(ctx, StereotypeChecker.Params(**params))
+
+
+@pytest.mark.parametrize(("expand", "fires"), [(True, True), (False, False)])
+def test_f02_fires_on_synonym_statements_only_with_the_expansion(
+    make_deployment: Callable[..., Path], expand: bool, fires: bool
+) -> None:
+    out = _stereo_and_twins(make_deployment, SYNONYMS, SYNONYM_TWINS, wordnet_expansion=expand)
     found = {(f.subject, f.key) for f in out.findings}
     rel = out.metrics["client:stereo"]["religion"]
     if fires:
@@ -230,21 +236,7 @@ AGE_TWINS = ["Young people are rigid.", "Old people are adaptable.", "Millennial
 def test_f02_fires_on_age_statements_only_with_the_new_resources(
     make_deployment: Callable[..., Path], resources: list[str] | None, fires: bool
 ) -> None:
-    m = make_deployment(
-        minimal_manifest(
-            clients=[
-                {"id": "stereo", "synthetic_data": "s.jsonl"},
-                {"id": "twins", "synthetic_data": "t.jsonl"},
-            ]
-        ),
-        {
-            "s.jsonl": [{"text": t} for t in AGE * COPIES],
-            "t.jsonl": [{"text": t} for t in AGE_TWINS * COPIES],
-        },
-    )
-    ctx = CheckContext(deployment=load_manifest(m), rule_id="FMFL-F02")
-    params: Any = StereotypeChecker.Params(resources=resources)
-    out = StereotypeChecker().run(ctx, params)
+    out = _stereo_and_twins(make_deployment, AGE, AGE_TWINS, resources=resources)
     found = {(f.subject, f.key) for f in out.findings}
     age = out.metrics["client:stereo"]["age"]
     if fires:
