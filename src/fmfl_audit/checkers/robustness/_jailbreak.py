@@ -313,7 +313,12 @@ class Detector:
         self, texts: list[str], *, exclude_templates: list[int | None] | None = None
     ) -> list[Verdict]:
         """Verdicts for a batch of prompts (batching serves the similarity and classifier)."""
-        verdicts = [Verdict(flagged=False, score=0.0, reasons=self._local(t)) for t in texts]
+        # Encoded payloads are decoded once: the signature and intent layers both read them.
+        payloads = [_decoded_payloads(t) for t in texts]
+        verdicts = [
+            Verdict(flagged=False, score=0.0, reasons=self._local(t, p))
+            for t, p in zip(texts, payloads, strict=True)
+        ]
         if self.similarity is not None and texts:
             best = self.similarity.max_similarity(texts, exclude=exclude_templates)
             for v, (sim, j) in zip(verdicts, best, strict=True):
@@ -321,7 +326,7 @@ class Detector:
                     th = self.similarity_threshold
                     v.reasons.append(_scored("known_template", f"template-{j}", sim, th))
         if self.intent is not None and texts:
-            self._intent(texts, verdicts)
+            self._intent(texts, payloads, verdicts)
         if self.classifier is not None and texts:
             for v, prob in zip(verdicts, self.classifier(texts), strict=True):
                 if prob >= self.classifier_threshold:
@@ -332,7 +337,9 @@ class Detector:
             v.flagged = v.score >= self.signatures.threshold
         return verdicts
 
-    def _intent(self, texts: list[str], verdicts: list[Verdict]) -> None:
+    def _intent(
+        self, texts: list[str], payloads: list[list[tuple[str, str]]], verdicts: list[Verdict]
+    ) -> None:
         """The intent model on each prompt and on what its encoded payloads decode to (a
         harmful request sent as base64 or hex reads as noise to a model of words)."""
         assert self.intent is not None
@@ -340,38 +347,37 @@ class Detector:
         owners: list[int] = []
         labels: list[str] = []
         inputs = list(texts)
-        for i, text in enumerate(texts):
-            for label, decoded in _decoded_payloads(text):
+        for i, decoded_all in enumerate(payloads):
+            for label, decoded in decoded_all:
                 owners.append(i)
                 labels.append(f"{label}:")
                 inputs.append(decoded)
         probs = self.intent.predict(inputs)
-        best: dict[int, tuple[float, str]] = {
-            i: (float(p), "") for i, p in enumerate(probs[: len(texts)])
-        }
+        best = [(float(p), "") for p in probs[: len(texts)]]
         for i, label, p in zip(owners, labels, probs[len(texts) :], strict=True):
             if float(p) > best[i][0]:
                 best[i] = (float(p), label)
-        for i, v in enumerate(verdicts):
-            prob, label = best[i]
+        for v, (prob, label) in zip(verdicts, best, strict=True):
             if prob >= th:
                 v.reasons.append(_scored("intent", f"{label}harmful-request", prob, th))
 
-    def _local(self, text: str) -> list[Reason]:
+    def _local(self, text: str, payloads: list[tuple[str, str]]) -> list[Reason]:
         reasons = self._scan(text)
         seen = {r.id for r in reasons}
-        for r in self._obfuscation(text, seen):
+        for r in self._obfuscation(text, payloads, seen):
             reasons.append(r)
         return reasons
 
     def _scan(self, text: str, *, prefix: str = "") -> list[Reason]:
         return scan_signatures(self.signatures, text, prefix=prefix)
 
-    def _obfuscation(self, text: str, seen: set[str]) -> list[Reason]:
+    def _obfuscation(
+        self, text: str, payloads: list[tuple[str, str]], seen: set[str]
+    ) -> list[Reason]:
         out: list[Reason] = []
         out.extend(_invisible_reasons(text))
         out.extend(_confusable_reasons(text))
-        for label, decoded in _decoded_payloads(text):
+        for label, decoded in payloads:
             hits = self._scan(decoded, prefix=f"{label}:")
             # A decoded payload alone is weak (people ask what a string decodes to); its hits count.
             out.append(Reason("encoding", f"{label}-payload", 0.3))
