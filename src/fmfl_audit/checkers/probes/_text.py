@@ -104,7 +104,7 @@ def r02_flags(ctx: CheckContext, texts: Sequence[str]) -> list[list[str]]:
     own judge when it left one (R02 with the pack's `signature_files`, `use_intent` and
     `intent_threshold`); for other rules (R03, F04) the shipped markers and model."""
     judge: OutputJudge = ctx.cache.get(
-        r02_judge_key(ctx.rule_id), lambda: ctx.cache.get("probe-r02-judge", OutputJudge.default)
+        r02_judge_key(ctx.rule_id), lambda: OutputJudge.cached(ctx.cache)
     )
     return [sorted(set(v.families)) if v.flagged else [] for v in judge.judge(list(texts))]
 

@@ -654,6 +654,25 @@ class OutputJudge:
         sigs = load_signatures(*(root / f for f in OUTPUT_FILES), *extra_files)
         return cls(signatures=sigs, intent=load_intent(OUTPUT_MODEL))
 
+    @classmethod
+    def cached(
+        cls,
+        cache: Any,
+        extra_files: tuple[Path, ...] = (),
+        *,
+        use_intent: bool = True,
+        intent_threshold: float | None = None,
+    ) -> OutputJudge:
+        """`default`'s judge with these settings, its marker files and model loaded once per
+        process through `cache` (an `engine.executors.Cache`)."""
+        files = (*(jailbreak_dir() / f for f in OUTPUT_FILES), *extra_files)
+        sigs = cache.get(f"output-markers:{files!r}", lambda: load_signatures(*files))
+        intent = None
+        if use_intent:
+            key = f"jailbreak-intent:{OUTPUT_MODEL}"
+            intent = cache.get(key, lambda: load_intent(OUTPUT_MODEL))
+        return cls(signatures=sigs, intent=intent, intent_threshold=intent_threshold)
+
     def judge(self, texts: list[str]) -> list[Verdict]:
         """One verdict per output text."""
         verdicts = [Verdict(False, 0.0, scan_signatures(self.signatures, t)) for t in texts]

@@ -32,8 +32,6 @@ from fmfl_audit.checkers.probes.hooks import Judge, probe_missing, with_probes
 from fmfl_audit.checkers.probes.params import SafetyProbeParams
 from fmfl_audit.checkers.robustness._common import rate, safe_excerpt
 from fmfl_audit.checkers.robustness._jailbreak import (
-    OUTPUT_FILES,
-    OUTPUT_MODEL,
     PROMPT_MODEL,
     Detector,
     OutputJudge,
@@ -279,15 +277,12 @@ class _OutputTask(ShardTask):
 
     def judge(self, cache: Cache) -> OutputJudge:
         """The judge, its parts built once per process through `cache`."""
-        root = jailbreak_dir()
-        files = (*(root / f for f in OUTPUT_FILES), *self.signature_files)
-        sigs = cache.get(f"output-markers:{files!r}", lambda: load_signatures(*files))
-        intent = None
-        if self.use_intent:
-            intent = cache.get(
-                f"jailbreak-intent:{OUTPUT_MODEL}", lambda: load_intent(OUTPUT_MODEL)
-            )
-        return OutputJudge(signatures=sigs, intent=intent, intent_threshold=self.intent_threshold)
+        return OutputJudge.cached(
+            cache,
+            self.signature_files,
+            use_intent=self.use_intent,
+            intent_threshold=self.intent_threshold,
+        )
 
     def map(self, batches: Iterator[list[Record]], env: ShardEnv) -> _Flagged:
         judge = self.judge(env.cache)
