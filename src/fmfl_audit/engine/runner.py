@@ -238,8 +238,7 @@ class Auditor:
             self.observer.rule_finished(spec.id, Outcome.SKIPPED)
             # A rule that skipped because what it read was unreadable says so, and the gate's
             # `fail_on_unreadable_inputs` applies to it as to a rule that ran.
-            policy = self.deployment.manifest.policy
-            unreadable = unreadable_inputs(ctx.reads.all(), policy.max_malformed_share)
+            unreadable = self._unreadable(ctx)
             reason = str(exc)
             if unreadable:
                 reason = "unreadable input: " + "; ".join(unreadable) + f" ({reason})"
@@ -252,8 +251,7 @@ class Auditor:
         except Exception as exc:  # noqa: BLE001 - isolation point: one checker must not sink a scan
             return self._errored(base, spec.id, f"internal error: {type(exc).__name__}: {exc}", t0)
         elapsed = round(time.perf_counter() - t0, 3)
-        policy = self.deployment.manifest.policy
-        unreadable = unreadable_inputs(ctx.reads.all(), policy.max_malformed_share)
+        unreadable = self._unreadable(ctx)
         outcome = Outcome.FAILED if out.findings else Outcome.PASSED
         skip_reason = None
         if unreadable and not out.findings:
@@ -270,6 +268,12 @@ class Auditor:
             unreadable_inputs=tuple(unreadable),
         )
         return result, out
+
+    def _unreadable(self, ctx: CheckContext) -> list[str]:
+        """The files the rule could not read enough of, under the manifest's policy."""
+        return unreadable_inputs(
+            ctx.reads.all(), self.deployment.manifest.policy.max_malformed_share
+        )
 
     def _errored(
         self, base: Any, rule_id: str, message: str, t0: float
